@@ -1,0 +1,352 @@
+"""CIFAR-10 as uint8 tensors, a train/val split, and batched augmentation on the device.
+
+Sources, detected from ``root``:
+  * torchvision's layout: ``root/cifar-10-batches-py/`` (or ``root`` is that folder)
+  * the image-folder layout: ``root/train/<class>/*``, ``root/test/<class>/*``
+  * a .tar/.tar.gz/.tar.xz archive of the image-folder layout (e.g. ../shared/data's)
+  * ``download=True``: torchvision fetches the official archive into ``root``
+
+Images are decoded once and cached as one uint8 tensor file, so a second run
+starts in seconds. Training batches are then cut and augmented as whole-batch
+tensor operations on the training device: no PIL, no worker processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pickle
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz")
+PAD = 4  # pixels of zero padding on each side before the random 32x32 crop
+
+
+class DataError(ValueError):
+    """The data cannot be found or read; the message says how to fix it."""
+
+
+@dataclass
+class Cifar10:
+    """The official train and test sets as uint8 NCHW tensors, with a label for figures."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    source: str  # e.g. "CIFAR-10" or "CIFAR-10 (JPEG q75 copy)"
+
+
+@dataclass
+class Split:
+    """What training sees: train/val/test tensors and the per-pixel mean of the training images."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    mean_image: torch.Tensor  # float32 [3, 32, 32], pixel values in [0, 1]
+    source: str
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def detect_layout(root: Path) -> str | None:
+    if root.is_file() and root.name.endswith(ARCHIVE_SUFFIXES):
+        return "archive"
+    if (root / "cifar-10-batches-py" / "data_batch_1").is_file():
+        return "batches"
+    if (root / "data_batch_1").is_file() and (root / "test_batch").is_file():
+        return "batches"
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        return "folders"
+    return None
+
+
+def missing_data_message(root: Path) -> str:
+    return (
+        f"no CIFAR-10 found at data.root={root}: give a folder with torchvision's cifar-10-batches-py/, "
+        f"or the image-folder layout train/<class>/*.jpg + test/<class>/*.jpg, or a .tar.xz of it "
+        f"(e.g. data.root=../shared/data/cifar10-jpeg.tar.xz), or add data.download=true"
+    )
+
+
+def _read_batches(root: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    folder = root / "cifar-10-batches-py" if (root / "cifar-10-batches-py").is_dir() else root
+
+    def read(names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = [], []
+        for name in names:
+            path = folder / name
+            try:
+                with open(path, "rb") as f:
+                    batch = pickle.load(f, encoding="latin1")
+                images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+                labels.extend(batch["labels"])
+            except (OSError, pickle.UnpicklingError, KeyError, ValueError, EOFError) as e:
+                raise DataError(f"cannot read CIFAR-10 batch {path} ({e}); re-download it (data.download=true)") from e
+        return torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.int64)
+
+    train = read([f"data_batch_{i}" for i in range(1, 6)])
+    test = read(["test_batch"])
+    return *train, *test
+
+
+def _decode(data: bytes, name: str) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except OSError as e:
+        raise DataError(f"cannot decode image {name} ({e}); remove or replace it") from e
+    if array.shape != (32, 32, 3):
+        raise DataError(f"image {name} is {array.shape[1]}x{array.shape[0]}, not 32x32; this is not CIFAR-10")
+    return array.transpose(2, 0, 1)
+
+
+def _stack(items: dict[str, list[tuple[str, bytes]]], where: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """items: class name -> [(file name, bytes)]; sorted by class index, then file name."""
+    unknown = sorted(set(items) - set(CLASSES))
+    if unknown or not items:
+        raise DataError(
+            f"{where} has class folders {sorted(items)}; expected CIFAR-10's {', '.join(CLASSES)}"
+        )
+    images, labels = [], []
+    for label, name in enumerate(CLASSES):
+        for file_name, data in sorted(items.get(name, [])):
+            images.append(_decode(data, f"{where}/{name}/{file_name}"))
+            labels.append(label)
+    return torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64)
+
+
+def _read_folders(root: Path) -> tuple[torch.Tensor, ...]:
+    out: list[torch.Tensor] = []
+    for split in ("train", "test"):
+        items: dict[str, list[tuple[str, bytes]]] = {}
+        for class_dir in sorted(p for p in (root / split).iterdir() if p.is_dir()):
+            files = [p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+            items[class_dir.name] = [(p.name, p.read_bytes()) for p in files]
+        out += _stack(items, str(root / split))
+    return tuple(out)
+
+
+def _read_archive(path: Path) -> tuple[torch.Tensor, ...]:
+    by_split: dict[str, dict[str, list[tuple[str, bytes]]]] = {"train": {}, "test": {}}
+    try:
+        with tarfile.open(path) as tar:
+            for member in tar:
+                parts = Path(member.name).parts
+                # accept an optional top folder: [top/]split/class/file
+                if not member.isfile() or len(parts) < 3 or not parts[-1].lower().endswith(IMAGE_SUFFIXES):
+                    continue
+                split, class_name, file_name = parts[-3:]
+                if split in by_split:
+                    by_split[split].setdefault(class_name, []).append((file_name, tar.extractfile(member).read()))
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise DataError(f"cannot read archive {path} ({e}); check the file or unpack it and give the folder") from e
+    return (*_stack(by_split["train"], f"{path}:train"), *_stack(by_split["test"], f"{path}:test"))
+
+
+def jpeg_quality(data: bytes) -> int | None:
+    """The IJG quality whose standard luminance table matches this JPEG's, if any."""
+    from PIL import Image
+
+    base = [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55]  # standard table, first two rows
+    with Image.open(io.BytesIO(data)) as image:
+        tables = getattr(image, "quantization", None) or {}
+    if 0 not in tables:
+        return None
+    first_rows = list(tables[0])[:16]  # Pillow gives tables in natural (row-major) order
+    for quality in range(1, 101):
+        scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+        if first_rows == [min(max((q * scale + 50) // 100, 1), 255) for q in base]:
+            return quality
+    return None
+
+
+def _source_label(root: Path, layout: str) -> str:
+    """'CIFAR-10', or 'CIFAR-10 (JPEG q75 copy)' for a lossy copy, so figures say what they show."""
+    sample: bytes | None = None
+    if layout == "folders":
+        first = next((p for p in sorted((root / "test").rglob("*")) if p.suffix.lower() in (".jpg", ".jpeg")), None)
+        sample = first.read_bytes() if first else None
+    elif layout == "archive":
+        with tarfile.open(root) as tar:
+            for member in tar:
+                if member.isfile() and member.name.lower().endswith((".jpg", ".jpeg")):
+                    sample = tar.extractfile(member).read()
+                    break
+    if sample is None:
+        return "CIFAR-10"
+    quality = jpeg_quality(sample)
+    return f"CIFAR-10 (JPEG q{quality} copy)" if quality else "CIFAR-10 (JPEG copy)"
+
+
+def _fingerprint(root: Path, layout: str) -> str:
+    """Identifies the source cheaply: path, and the names, sizes and times of its files."""
+    h = hashlib.sha1(f"{root.resolve()}|{layout}".encode())
+    paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    for p in paths:
+        stat = p.stat()
+        h.update(f"{p.relative_to(root) if p != root else p.name}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def load_cifar10(root: str | os.PathLike | None, download: bool = False, cache_dir: str | os.PathLike | None = None) -> Cifar10:
+    """Read CIFAR-10 from `root` (any layout above), decoding once and caching as uint8 tensors."""
+    if root is None:
+        raise DataError(missing_data_message(Path("<unset>")))
+    root = Path(root).expanduser()
+    layout = detect_layout(root)
+    if layout is None and download:
+        import torchvision
+
+        torchvision.datasets.CIFAR10(str(root), train=True, download=True)
+        layout = detect_layout(root)
+    if layout is None:
+        raise DataError(missing_data_message(root))
+
+    cache_file = None
+    if cache_dir is not None:
+        cache_file = Path(cache_dir).expanduser() / f"cifar10-{_fingerprint(root, layout)}.pt"
+        if cache_file.is_file():
+            try:
+                return Cifar10(**torch.load(cache_file, weights_only=True))
+            except Exception:  # a torn or stale cache is rebuilt, never trusted
+                pass
+
+    reader = {"batches": _read_batches, "folders": _read_folders, "archive": _read_archive}[layout]
+    train_images, train_labels, test_images, test_labels = reader(root)
+    source = "CIFAR-10" if layout == "batches" else _source_label(root, layout)
+    data = Cifar10(train_images, train_labels, test_images, test_labels, source)
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
+        torch.save(data.__dict__, tmp)
+        os.replace(tmp, cache_file)  # atomic: a concurrent reader sees the old file or the whole new one
+    return data
+
+
+def split_cifar10(data: Cifar10, val_size: int = 5000, split_seed: int = 0) -> Split:
+    """Hold out `val_size` training images (a fixed random choice); 0 trains on all 50k."""
+    n = len(data.train_labels)
+    if not 0 <= val_size < n:
+        raise DataError(f"data.val_size={val_size} must be between 0 and {n - 1}; the paper uses 5000")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))
+    val_idx, train_idx = order[:val_size].sort().values, order[val_size:].sort().values
+    train_images = data.train_images[train_idx]
+    mean_image = train_images.float().mean(0) / 255  # the per-pixel mean of what is trained on
+    return Split(
+        train_images, data.train_labels[train_idx],
+        data.train_images[val_idx], data.train_labels[val_idx],
+        data.test_images, data.test_labels, mean_image, data.source,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def normalize(images: torch.Tensor, mean_image: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
+    """uint8 NCHW -> float in [0, 1] minus the per-pixel mean image."""
+    x = images.float().div_(255).sub_(mean_image)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def augment(
+    images: torch.Tensor, mean_image: torch.Tensor, generator: torch.Generator | None = None, channels_last: bool = True
+) -> torch.Tensor:
+    """The paper's augmentation for a whole uint8 batch at once, on its device.
+
+    Pad 4 zeros on each side, take a random 32x32 crop (offsets uniform over 9x9),
+    flip horizontally with probability 1/2. Padding is applied after mean
+    subtraction, so the padded border is zero in the network's input.
+    Crop and flip are one gather: the columns read are reversed for flipped images.
+    """
+    b, _, h, w = images.shape
+    x = torch.nn.functional.pad(normalize(images, mean_image, channels_last=False), (PAD, PAD, PAD, PAD))
+    dev = images.device
+    dy = torch.randint(0, 2 * PAD + 1, (b,), device=dev, generator=generator)
+    dx = torch.randint(0, 2 * PAD + 1, (b,), device=dev, generator=generator)
+    flip = torch.rand(b, device=dev, generator=generator) < 0.5
+    ar_h, ar_w = torch.arange(h, device=dev), torch.arange(w, device=dev)
+    rows = dy[:, None] + ar_h  # [B, H]
+    cols = dx[:, None] + torch.where(flip[:, None], ar_w.flip(0), ar_w)  # [B, W]
+    batch_idx = torch.arange(b, device=dev)[:, None, None]
+    out = x.permute(0, 2, 3, 1)[batch_idx, rows[:, :, None], cols[:, None, :]]  # [B, H, W, C]
+    out = out.permute(0, 3, 1, 2)  # NCHW view of NHWC memory: channels_last for free
+    return out if channels_last else out.contiguous()
+
+
+def _generator(device: torch.device, *seed_parts: int) -> torch.Generator:
+    seed = int.from_bytes(hashlib.sha256(repr(seed_parts).encode()).digest()[:8], "little") >> 1
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+class TrainBatches:
+    """An endless stream of augmented training batches, a pure function of (seed, step).
+
+    The data lives on the training device as uint8. Each epoch is a fresh permutation
+    (drop_last, so every batch has the same shape), and batch k is augmented with a
+    generator seeded by (seed, k): a resumed run sees exactly the batches it would have.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        mean_image: torch.Tensor,
+        batch_size: int,
+        seed: int,
+        start_step: Callable[[], int] = lambda: 0,
+        device: torch.device | str = "cpu",
+        channels_last: bool = True,
+    ):
+        self.device = torch.device(device)
+        self.images, self.labels = images.to(self.device), labels.to(self.device)
+        self.mean_image = mean_image.to(self.device)
+        if batch_size > len(labels):
+            raise DataError(f"batch_size={batch_size} is larger than the {len(labels)} training images; lower it")
+        self.batch_size, self.seed, self.start_step, self.channels_last = batch_size, seed, start_step, channels_last
+        self.steps_per_epoch = len(labels) // batch_size
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        step, epoch, order = self.start_step(), None, None
+        while True:
+            e, i = divmod(step, self.steps_per_epoch)
+            if e != epoch:
+                epoch = e
+                order = torch.randperm(len(self.labels), device=self.device, generator=_generator(self.device, self.seed, e))
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+            images = augment(self.images[idx], self.mean_image, _generator(self.device, self.seed, e, i), self.channels_last)
+            yield images, self.labels[idx]
+            step += 1
+
+
+class EvalBatches:
+    """The un-augmented images of one split in fixed order, normalized on the device."""
+
+    def __init__(self, images, labels, mean_image, batch_size: int, device="cpu", channels_last: bool = True):
+        self.device = torch.device(device)
+        self.images, self.labels = images.to(self.device), labels.to(self.device)
+        self.mean_image, self.batch_size, self.channels_last = mean_image.to(self.device), batch_size, channels_last
+
+    def __len__(self) -> int:
+        return -(-len(self.labels) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for start in range(0, len(self.labels), self.batch_size):
+            end = start + self.batch_size
+            yield normalize(self.images[start:end], self.mean_image, self.channels_last), self.labels[start:end]

@@ -1,0 +1,126 @@
+"""The LightningModule: one SGD step, the paper's iteration schedule, the ResNet-110 warm-up.
+
+Counters live on the device and are read only at log points, so a step never
+waits on the host (no per-step .item()).
+"""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def lr_factor(step: int, steps: int, milestones: list[float], decay: float) -> float:
+    """Multiplier of the base lr at `step`: divided by 1/decay at each milestone (fractions of `steps`)."""
+    return decay ** sum(step >= round(m * steps) for m in milestones)
+
+
+class Classifier(pl.LightningModule):
+    def __init__(
+        self,
+        model: nn.Module,
+        steps: int,
+        lr: float,
+        momentum: float,
+        weight_decay: float,
+        lr_milestones: list[float],
+        lr_decay: float,
+        warmup: bool = False,
+        warmup_lr: float = 0.01,
+        warmup_until_train_error: float = 0.8,
+        warmup_check_every: int = 50,
+        channels_last: bool = True,
+        compile: bool = False,
+    ):
+        super().__init__()
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        # Kept out of the module registry, so the state dict holds the weights once.
+        object.__setattr__(self, "forward_fn", torch.compile(model) if compile else model)
+        self.steps, self.lr, self.momentum, self.weight_decay = steps, lr, momentum, weight_decay
+        self.lr_milestones, self.lr_decay = list(lr_milestones), lr_decay
+        self.warmup_lr, self.warmup_until, self.warmup_check_every = warmup_lr, warmup_until_train_error, warmup_check_every
+        self.warmup_active = warmup
+        self.warmup_ended_at: int | None = None
+        self.progress: dict[str, str] = {}  # latest errors, for the progress bar
+        self.lr_used = lr  # the lr of the latest step (the scheduler has already moved on when hooks run)
+        # [wrong, seen, loss sum] since the last log point, and since the last warm-up check
+        self.register_buffer("train_counts", torch.zeros(3, dtype=torch.float64))
+        self.register_buffer("warmup_counts", torch.zeros(2, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_fn(x)
+
+    def lr_at(self, step: int) -> float:
+        if self.warmup_active:
+            return self.warmup_lr
+        return self.lr * lr_factor(step, self.steps, self.lr_milestones, self.lr_decay)
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
+        )
+        # Stepped every iteration: the paper's schedule is in iterations, not epochs.
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: self.lr_at(step) / self.lr)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def training_step(self, batch, batch_idx):
+        images, labels = batch
+        logits = self(images)
+        loss = F.cross_entropy(logits, labels)
+        with torch.no_grad():
+            wrong = (logits.argmax(1) != labels).sum()
+            self.train_counts[0] += wrong
+            self.train_counts[1] += len(labels)
+            self.train_counts[2] += loss.detach() * len(labels)
+            if self.warmup_active:
+                self.warmup_counts[0] += wrong
+                self.warmup_counts[1] += len(labels)
+        self.lr_used = self.optimizers().param_groups[0]["lr"]
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        step = self.global_step
+        if self.warmup_active and step % self.warmup_check_every == 0:
+            wrong, seen = self.warmup_counts.tolist()
+            self.warmup_counts.zero_()
+            if wrong / seen < self.warmup_until:  # paper: 0.01 until training error < 80%, then 0.1
+                self.warmup_active = False
+                self.warmup_ended_at = step
+                for group in self.optimizers().param_groups:  # the scheduler already set this step's lr
+                    group["lr"] = self.lr_at(step)
+
+    def pop_train_metrics(self) -> dict[str, float]:
+        """Training error and loss over the augmented batches since the last call (one sync)."""
+        wrong, seen, loss_sum = self.train_counts.tolist()
+        self.train_counts.zero_()
+        seen = max(seen, 1.0)
+        return {"error": wrong / seen, "loss": loss_sum / seen}
+
+    @torch.inference_mode()
+    def evaluate(self, batches) -> dict[str, float]:
+        """Error and mean loss on a whole split, in eval mode (BN running statistics)."""
+        was_training = self.model.training
+        self.model.eval()
+        wrong = torch.zeros((), dtype=torch.float64, device=self.device)
+        loss_sum = torch.zeros_like(wrong)
+        seen = 0
+        with self.trainer.precision_plugin.forward_context() if self._trainer else torch.autocast("cpu", enabled=False):
+            for images, labels in batches:
+                logits = self.model(images).float()
+                wrong += (logits.argmax(1) != labels).sum()
+                loss_sum += F.cross_entropy(logits, labels, reduction="sum").double()
+                seen += len(labels)
+        self.model.train(was_training)
+        return {"error": wrong.item() / seen, "loss": loss_sum.item() / seen}
+
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["warmup"] = {"active": self.warmup_active, "ended_at": self.warmup_ended_at}
+
+    def on_load_checkpoint(self, checkpoint):
+        state = checkpoint.get("warmup", {})
+        self.warmup_active = state.get("active", self.warmup_active)
+        self.warmup_ended_at = state.get("ended_at")

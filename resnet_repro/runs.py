@@ -1,0 +1,143 @@
+"""Run directories: where a run lives, what state it is in, and safe writes.
+
+A run's directory is a function of its config (`<out_dir>/<name>/<arch>-<depth>[-<shortcut>]/seed<k>`),
+so re-running a sweep finds its own runs. Each holds:
+
+    config.yaml   the resolved config it was made with
+    status.json   {"state": running | done | failed | diverged, "step": ..., ...}
+    metrics.csv   one row per (step, split): error, loss, lr, elapsed seconds
+    last.ckpt     the latest checkpoint (written atomically)
+    error.txt     the traceback, when a run failed
+
+Every file is written whole to a temporary name and renamed into place, so a
+crash or a concurrent reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from .models import ARCH_SHORTCUTS
+
+STATES = ("running", "done", "failed", "diverged")
+METRIC_COLUMNS = ("step", "split", "error", "loss", "lr", "elapsed_s")
+# Keys that say how or where a run executes, not what it learns: they may change on resume.
+RUNTIME_KEYS = ("data.root", "data.download", "data.cache_dir", "trainer", "out_dir", "name", "run_dir")
+
+
+def run_name(arch: str, depth: int, shortcut: str | None = None) -> str:
+    """plain-20, resnet-56; a non-default shortcut is named: resnet-56-B."""
+    if shortcut in (None, "None", "null") or ARCH_SHORTCUTS.get(arch) == str(shortcut):
+        return f"{arch}-{depth}"
+    return f"{arch}-{depth}-{shortcut}"
+
+
+OmegaConf.register_new_resolver("run_name", run_name, replace=True)
+
+
+class ConfigMismatch(ValueError):
+    """An existing run directory was made with another config."""
+
+
+def atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _learned(cfg: DictConfig) -> dict:
+    """The config without its runtime keys: what must match for two runs to be the same run."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    for key in RUNTIME_KEYS:
+        *parents, last = key.split(".")
+        node = plain
+        for p in parents:
+            node = node.get(p, {})
+        node.pop(last, None)
+    return plain
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+class RunDir:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.config_file = self.path / "config.yaml"
+        self.status_file = self.path / "status.json"
+        self.metrics_file = self.path / "metrics.csv"
+        self.checkpoint = self.path / "last.ckpt"
+        self.error_file = self.path / "error.txt"
+        self.lock_file = self.path / ".lock"
+
+    # ---- config
+    def check_config(self, cfg: DictConfig) -> None:
+        """Refuse to mix two configs in one directory; a runtime key may differ."""
+        if not self.config_file.is_file():
+            return
+        old = _flatten(_learned(OmegaConf.load(self.config_file)))
+        new = _flatten(_learned(cfg))
+        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        if changed:
+            diffs = ", ".join(f"{k}: {old.get(k)} -> {new.get(k)}" for k in changed[:4])
+            raise ConfigMismatch(
+                f"{self.path} was made with another config ({diffs}); "
+                f"use another name=<sweep> or out_dir=, or restore the old values"
+            )
+
+    def save_config(self, cfg: DictConfig) -> None:
+        if not self.config_file.is_file():
+            atomic_write(self.config_file, OmegaConf.to_yaml(cfg, resolve=True))
+
+    # ---- status
+    def status(self) -> dict:
+        try:
+            return json.loads(self.status_file.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"unreadable {self.status_file} ({e}); delete it to let the run resume") from e
+
+    def set_status(self, state: str, **info) -> None:
+        assert state in STATES, state
+        record = {"state": state, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": socket.gethostname(), **info}
+        atomic_write(self.status_file, json.dumps(record, indent=1) + "\n")
+
+    # ---- metrics
+    def read_metrics(self, up_to_step: int | None = None) -> list[dict]:
+        if not self.metrics_file.is_file():
+            return []
+        try:
+            with open(self.metrics_file, newline="") as f:
+                rows = list(csv.DictReader(f))
+            for row in rows:
+                row["step"] = int(row["step"])
+        except (OSError, KeyError, ValueError, csv.Error) as e:
+            raise ValueError(f"unreadable metrics file {self.metrics_file} ({e}); delete the run directory to retrain it") from e
+        return [r for r in rows if up_to_step is None or r["step"] <= up_to_step]
+
+    def write_metrics(self, rows: list[dict]) -> None:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write(self.metrics_file, buffer.getvalue())

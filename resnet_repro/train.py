@@ -1,0 +1,200 @@
+"""One run: check the config, build data + model + module, fit, and keep the run directory current.
+
+`train(cfg)` is what `run.py` calls for every job of a sweep; tests and the
+notebook call it directly with a composed config.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import traceback
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from filelock import FileLock, Timeout
+from omegaconf import DictConfig
+from pytorch_lightning.callbacks import TQDMProgressBar
+
+from .data import DataError, EvalBatches, TrainBatches, detect_layout, load_cifar10, missing_data_message, split_cifar10
+from .models import blocks_per_stage, build_model, resolve_shortcut
+from .module import Classifier
+from .runs import ConfigMismatch, RunDir
+
+
+class ConfigError(ValueError):
+    """A bad setting, found before any work starts; the message names the fix."""
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Every setting a run depends on, checked up front: one line per problem, naming the fix."""
+    try:
+        resolve_shortcut(cfg.arch, cfg.shortcut)
+        blocks_per_stage(cfg.depth)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    positive = {"steps": cfg.steps, "batch_size": cfg.batch_size, "eval_every": cfg.eval_every,
+                "trainer.checkpoint_every": cfg.trainer.checkpoint_every, "trainer.eval_batch_size": cfg.trainer.eval_batch_size}  # fmt: skip
+    for key, value in positive.items():
+        if not isinstance(value, int) or value <= 0:
+            raise ConfigError(f"{key}={value} must be a positive whole number")
+    if cfg.eval_every > cfg.steps:
+        raise ConfigError(f"eval_every={cfg.eval_every} is larger than steps={cfg.steps}; set eval_every <= steps")
+    if cfg.warmup.enabled not in ("auto", True, False):
+        raise ConfigError(f"warmup.enabled={cfg.warmup.enabled} must be auto, true or false")
+    root = Path(str(cfg.data.root)).expanduser()
+    if detect_layout(root) is None and not cfg.data.download:
+        raise ConfigError(missing_data_message(root))
+
+
+def warmup_on(cfg: DictConfig) -> bool:
+    return cfg.depth >= 110 if cfg.warmup.enabled == "auto" else bool(cfg.warmup.enabled)
+
+
+def precision(cfg: DictConfig, accelerator: str) -> str:
+    if cfg.trainer.precision != "auto":
+        return str(cfg.trainer.precision)
+    return "bf16-mixed" if accelerator == "cuda" else "32-true"
+
+
+class StepProgressBar(TQDMProgressBar):
+    """One bar over the whole run in iterations (the stream is endless, so Lightning's epoch bar has no total)."""
+
+    def on_train_epoch_start(self, trainer, *_):
+        super().on_train_epoch_start(trainer)
+        bar = self.train_progress_bar
+        bar.reset(total=trainer.max_steps)
+        bar.initial = trainer.global_step
+        bar.set_description("/".join(Path(trainer.default_root_dir).parts[-2:]))  # e.g. plain-56/seed0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        n = trainer.global_step
+        if self._should_update(n, trainer.max_steps):
+            self.train_progress_bar.n = n
+            self.train_progress_bar.set_postfix(pl_module.progress, refresh=True)
+
+
+class RunRecorder(pl.Callback):
+    """At each log point: training error since the last one, val and test error, all to metrics.csv;
+    then an atomic checkpoint. A resumed run continues from exactly this state."""
+
+    def __init__(self, run: RunDir, cfg: DictConfig, val: EvalBatches | None, test: EvalBatches):
+        self.run, self.cfg, self.val, self.test = run, cfg, val, test
+        self.rows: list[dict] = []
+        self.started = time.monotonic()
+        self.elapsed_before = 0.0
+        self.diverged = False
+
+    def on_fit_start(self, trainer, module):
+        step = trainer.global_step
+        self.rows = self.run.read_metrics(up_to_step=step)  # rows past the checkpoint are redone
+        self.elapsed_before = float(self.rows[-1]["elapsed_s"]) if self.rows else 0.0
+        self.started = time.monotonic()
+        self.run.set_status("running", step=step, steps=self.cfg.steps, pid=os.getpid())
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        step = trainer.global_step
+        final = step >= self.cfg.steps
+        if step % self.cfg.eval_every == 0 or final:
+            self.log_point(trainer, module, step)
+        if self.diverged:
+            return
+        if step % self.cfg.trainer.checkpoint_every == 0 or final:
+            self.save_checkpoint(trainer)
+            self.run.set_status("done" if final else "running", step=step, steps=self.cfg.steps, pid=os.getpid())
+
+    def log_point(self, trainer, module, step):
+        elapsed = self.elapsed_before + time.monotonic() - self.started
+        results = {"train": module.pop_train_metrics()}
+        if not math.isfinite(results["train"]["loss"]):
+            self.diverged = True
+        else:
+            if self.val is not None:
+                results["val"] = module.evaluate(self.val)
+            results["test"] = module.evaluate(self.test)
+        for split, m in results.items():
+            self.rows.append({"step": step, "split": split, "error": m["error"], "loss": m["loss"],
+                              "lr": module.lr_used, "elapsed_s": round(elapsed, 2)})  # fmt: skip
+        self.run.write_metrics(self.rows)
+        module.progress = {f"{split}_err": f"{m['error']:.3f}" for split, m in results.items()}
+        if self.diverged:
+            self.run.set_status("diverged", step=step, steps=self.cfg.steps, reason=f"training loss {results['train']['loss']}")
+            trainer.should_stop = True
+
+    def save_checkpoint(self, trainer):
+        tmp = self.run.checkpoint.with_name(f".last.ckpt.tmp{os.getpid()}")
+        trainer.save_checkpoint(tmp)
+        os.replace(tmp, self.run.checkpoint)  # atomic: a kill leaves the old or the new checkpoint, whole
+
+
+def train(cfg: DictConfig) -> str:
+    """Train (or resume, or skip) the run `cfg` describes; returns its final state."""
+    check_config(cfg)
+    run = RunDir(cfg.run_dir)
+    run.check_config(cfg)
+    state = run.status().get("state")
+    if state == "done":
+        print(f"[skip] {run.path}: done")
+        return "done"
+    if state == "diverged":
+        print(f"[skip] {run.path}: diverged earlier (delete the directory to retry)")
+        return "diverged"
+    run.path.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(str(run.lock_file), timeout=0):
+            return _fit(cfg, run)
+    except Timeout:
+        print(f"[skip] {run.path}: another process is training it")
+        return "running"
+
+
+def _fit(cfg: DictConfig, run: RunDir) -> str:
+    try:
+        data = load_cifar10(cfg.data.root, download=cfg.data.download, cache_dir=cfg.data.cache_dir)
+        split = split_cifar10(data, cfg.data.val_size, cfg.data.split_seed)
+    except DataError as e:
+        raise ConfigError(str(e)) from None
+    run.save_config(cfg)
+    resume = run.checkpoint if run.checkpoint.is_file() else None
+    try:
+        return _fit_model(cfg, run, split, resume)
+    except Exception:
+        run.error_file.write_text(traceback.format_exc())
+        run.set_status("failed", error=traceback.format_exc(limit=1).strip().splitlines()[-1])
+        raise
+
+
+def _fit_model(cfg, run, split, resume) -> str:
+    pl.seed_everything(cfg.seed, workers=False, verbose=False)
+    if cfg.trainer.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    model = build_model(cfg.arch, cfg.depth, cfg.shortcut)
+    module = Classifier(
+        model, steps=cfg.steps, **cfg.optim, warmup=warmup_on(cfg), warmup_lr=cfg.warmup.lr,
+        warmup_until_train_error=cfg.warmup.until_train_error, warmup_check_every=cfg.warmup.check_every,
+        channels_last=cfg.trainer.channels_last, compile=cfg.trainer.compile,
+    )  # fmt: skip
+    accelerator = cfg.trainer.accelerator
+    if accelerator == "auto":
+        accelerator = "cuda" if torch.cuda.is_available() else "cpu"
+    progress = [StepProgressBar(refresh_rate=10)] if cfg.trainer.progress_bar else []
+    trainer = pl.Trainer(
+        accelerator=accelerator, devices=1, precision=precision(cfg, accelerator), max_steps=cfg.steps,
+        max_epochs=-1, limit_val_batches=0, num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
+        enable_model_summary=False, enable_progress_bar=bool(progress), deterministic=cfg.trainer.deterministic,
+        default_root_dir=str(run.path), callbacks=progress,
+    )  # fmt: skip
+    device = trainer.strategy.root_device
+    channels_last = cfg.trainer.channels_last
+    train_batches = TrainBatches(split.train_images, split.train_labels, split.mean_image, cfg.batch_size,
+                                 cfg.seed, start_step=lambda: trainer.global_step, device=device, channels_last=channels_last)  # fmt: skip
+    eval_args = dict(mean_image=split.mean_image, batch_size=cfg.trainer.eval_batch_size, device=device, channels_last=channels_last)
+    val = EvalBatches(split.val_images, split.val_labels, **eval_args) if len(split.val_labels) else None
+    test = EvalBatches(split.test_images, split.test_labels, **eval_args)
+    recorder = RunRecorder(run, cfg, val, test)
+    trainer.callbacks.append(recorder)
+    print(f"[{'resume' if resume else 'start'}] {run.path} on {device} ({split.source})")
+    trainer.fit(module, train_dataloaders=train_batches, ckpt_path=str(resume) if resume else None)
+    return "diverged" if recorder.diverged else run.status().get("state", "failed")
