@@ -30,7 +30,7 @@ from .models import ARCH_SHORTCUTS
 STATES = ("running", "done", "failed", "diverged")
 METRIC_COLUMNS = ("step", "split", "error", "loss", "lr", "elapsed_s")
 # Keys that say how or where a run executes, not what it learns: they may change on resume.
-RUNTIME_KEYS = ("data.root", "data.download", "data.cache_dir", "trainer", "out_dir", "name", "run_dir")
+RUNTIME_KEYS = ("data.root", "data.download", "data.cache_dir", "trainer", "out_dir", "name", "run_dir", "report")
 
 
 def run_name(arch: str, depth: int, shortcut: str | None = None) -> str:

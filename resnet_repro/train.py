@@ -157,6 +157,7 @@ def _fit(cfg: DictConfig, run: RunDir) -> str:
     except DataError as e:
         raise ConfigError(str(e)) from None
     run.save_config(cfg)
+    (run.path / "dataset.txt").write_text(split.source + "\n")  # what the data was, for the report's figures
     resume = run.checkpoint if run.checkpoint.is_file() else None
     try:
         return _fit_model(cfg, run, split, resume)
