@@ -1,0 +1,117 @@
+"""Figure 7's statistic: the standard deviation of every 3x3 layer's response on the test images.
+
+A response is the output of the BN that follows a 3x3 conv, before the ReLU or
+the shortcut's addition (`CifarNet.response_layers()`), in eval mode (BN's
+running statistics), over every test image, channel and pixel of that layer:
+one number per layer, in layer order. Sums are kept in float64 batch by batch,
+so the whole test set never has to sit in memory at once.
+
+Reads a run directory only: its config.yaml (net, where the data is) and its
+last.ckpt. No training code is imported.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from .data import DataError, EvalBatches, load_cifar10, split_cifar10
+from .models import CifarNet, build_model
+from .runs import RunDir
+
+
+class Unavailable(RuntimeError):
+    """The statistic cannot be computed for this run; the message says why and how to fix it."""
+
+
+@torch.inference_mode()
+def response_stds(model: CifarNet, batches) -> list[float]:
+    """Std of each response layer's output over all images, channels and pixels (population std)."""
+    layers = model.response_layers()
+    device = next(model.parameters()).device
+    # per layer: count, sum, sum of squares; kept on the device, read once at the end
+    sums = torch.zeros(len(layers), 3, dtype=torch.float64, device=device)
+
+    def record(i):
+        def hook(module, inputs, output):
+            x = output.double()
+            sums[i, 0] += x.numel()
+            sums[i, 1] += x.sum()
+            sums[i, 2] += x.square().sum()
+
+        return hook
+
+    handles = [layer.register_forward_hook(record(i)) for i, layer in enumerate(layers)]
+    was_training = model.training
+    model.eval()
+    try:
+        for images, _ in batches:
+            model(images)
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    count, total, squares = sums.cpu().unbind(1)
+    if not (count > 0).all():
+        raise Unavailable("no test images were seen")
+    variance = (squares / count - (total / count) ** 2).clamp_min(0)
+    return variance.sqrt().tolist()
+
+
+def load_model(checkpoint: str | os.PathLike, arch: str, depth: int, shortcut: str | None) -> CifarNet:
+    """The CifarNet inside a Lightning checkpoint of `resnet_repro.module.Classifier` (keys 'model.*')."""
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as e:  # a torn or foreign file: say which, and carry on with the other runs
+        raise Unavailable(f"cannot read checkpoint {checkpoint} ({type(e).__name__}: {e}); retrain this run") from e
+    weights = {k.removeprefix("model."): v for k, v in state.get("state_dict", {}).items() if k.startswith("model.")}
+    model = build_model(arch, depth, shortcut)
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        raise Unavailable(
+            f"checkpoint {checkpoint} does not hold a {arch}-{depth} "
+            f"({len(missing)} weights missing, {len(unexpected)} unexpected); is it this run's?"
+        )
+    return model
+
+
+@functools.lru_cache(maxsize=2)
+def _test_set(root: str, cache_dir: str | None, val_size: int, split_seed: int):
+    """Test images and the training mean image the run subtracted; loaded once for all runs that share them."""
+    split = split_cifar10(load_cifar10(root, cache_dir=cache_dir), val_size, split_seed)
+    return split.test_images, split.test_labels, split.mean_image, split.source
+
+
+def run_response_stds(
+    run_dir: str | os.PathLike,
+    data_root: str | os.PathLike | None = None,
+    device: str = "cpu",
+    max_images: int | None = None,
+    batch_size: int = 500,
+) -> list[float]:
+    """Figure 7's numbers for one finished run, from its last checkpoint and its own data settings.
+
+    `data_root` overrides the run's data.root (the data may have moved since training).
+    """
+    run = RunDir(run_dir)
+    if not run.config_file.is_file():
+        raise Unavailable(f"no config.yaml in {run.path}")
+    if not run.checkpoint.is_file():
+        raise Unavailable(f"no checkpoint {run.checkpoint}")
+    cfg = OmegaConf.load(run.config_file)
+    root = Path(str(data_root if data_root is not None else cfg.data.root)).expanduser()
+    cache_dir = cfg.data.get("cache_dir")
+    try:
+        images, labels, mean_image, _ = _test_set(str(root), None if cache_dir is None else str(cache_dir),
+                                                  int(cfg.data.val_size), int(cfg.data.split_seed))  # fmt: skip
+    except DataError as e:
+        raise Unavailable(f"{e} (or pass --data-root)") from None
+    if max_images is not None:
+        images, labels = images[:max_images], labels[:max_images]
+    model = load_model(run.checkpoint, cfg.arch, int(cfg.depth), cfg.get("shortcut")).to(device)
+    batches = EvalBatches(images, labels, mean_image, batch_size, device=device, channels_last=False)
+    return response_stds(model, batches)

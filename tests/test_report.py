@@ -1,0 +1,217 @@
+"""The report: table numbers from hand-made runs, figures from real tiny runs, Figure 7 against a direct computation."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import REPO, make_config, tiny_overrides
+from omegaconf import OmegaConf
+from PIL import Image
+
+from resnet_repro.analysis import load_model, response_stds
+from resnet_repro.data import EvalBatches, load_cifar10, split_cifar10
+from resnet_repro.models import build_model
+from resnet_repro.report import DPI, FIGSIZE, ReportCallback, main, make_report
+from resnet_repro.runs import RunDir
+
+
+def fake_run(out, arch, depth, seed, errors, status="done", steps=2000, name="hand"):
+    """A run directory written by hand: `errors` maps split -> error at steps 1000, 2000, ..."""
+    cfg = make_config([f"arch={arch}", f"depth={depth}", f"seed={seed}", f"steps={steps}", f"out_dir={out}",
+                       f"name={name}", "data.root=/nowhere", "eval_every=1000"])  # fmt: skip
+    run = RunDir(cfg.run_dir)
+    run.path.mkdir(parents=True)
+    run.config_file.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (run.path / "dataset.txt").write_text("CIFAR-10 (test copy)\n")
+    rows = [{"step": 1000 * (i + 1), "split": split, "error": e, "loss": 1.0, "lr": 0.1, "elapsed_s": 1.0}
+            for split, values in errors.items() for i, e in enumerate(values)]  # fmt: skip
+    run.write_metrics(sorted(rows, key=lambda r: r["step"]))
+    last = max(r["step"] for r in rows)
+    run.set_status(status, step=last, steps=steps)
+    return run
+
+
+@pytest.fixture(scope="module")
+def hand_made(tmp_path_factory):
+    out = tmp_path_factory.mktemp("hand")
+    for seed, (test, val) in enumerate([(0.10, 0.20), (0.12, 0.22), (0.14, 0.27)]):
+        fake_run(out, "plain", 20, seed, {"train": [0.5, 0.05], "val": [0.6, val], "test": [0.7, test]})
+    fake_run(out, "resnet", 20, 0, {"train": [0.4, 0.03], "val": [0.5, 0.09], "test": [0.6, 0.0925]})
+    fake_run(out, "resnet", 56, 0, {"train": [0.4], "val": [0.5], "test": [0.6]}, status="running")
+    fake_run(out, "resnet", 110, 0, {"train": [0.9], "test": [0.9]}, status="diverged")
+    report = make_report(out, out / "report", verbose=False)
+    return out, report
+
+
+def test_table6_numbers_are_exact(hand_made):
+    out, report = hand_made
+    table = pd.read_csv(out / "report" / "table6.csv").set_index("net")
+    assert list(table.index) == ["plain-20", "ResNet-20"]  # unfinished and diverged runs have no row
+    plain = table.loc["plain-20"]
+    assert (plain.test_error_mean, plain.test_error_std, plain.test_error_best) == (12.0, 2.0, 10.0)
+    assert (plain.val_error_mean, plain.val_error_std, plain.val_error_best) == (
+        23.0,
+        3.6056,
+        20.0,
+    )  # sample std: sqrt(26 / 2)
+    assert (plain.runs, plain.seeds, plain.params, plain.steps) == (3, "0,1,2", 269722, 2000)
+    assert pd.isna(plain.paper_test_error) and pd.isna(plain.difference)
+    resnet = table.loc["ResNet-20"]
+    assert (resnet.test_error_mean, resnet.test_error_best, resnet.paper_test_error) == (9.25, 9.25, 8.75)
+    assert pd.isna(resnet.test_error_std) and resnet.difference == 0.5
+    assert set(table.dataset) == {"CIFAR-10 (test copy)"}
+    markdown = (out / "report" / "table6.md").read_text()
+    row = (
+        "| plain-20 | 0.27M (269,722) | 2000 (paper: 64000) | 3 (0,1,2) | 12.00 ± 2.00 | 10.00 | 23.00 ± 3.61 | 20.00 |"
+    )
+    assert row + " — | — |" in markdown
+    assert "| 9.25 | 9.25 | 9.00 | 9.00 | 8.75 | +0.50 |" in markdown
+
+
+def test_missing_runs_are_reported_not_fatal(hand_made):
+    out, report = hand_made
+    skipped = "\n".join(report.skipped)
+    assert "Figure 1: no plain-56 (drawn without)" in skipped
+    assert "Figure 6 right: needs resnet-110 and resnet-1202" in skipped  # resnet-110 diverged: not drawn
+    assert "Table 6 resnet-56: no finished run (seed 0 running at step 1000/2000)" in skipped
+    assert "Figure 7 plain-20 seed 0: no checkpoint" in skipped
+    assert "Figure 7: needs a finished run" in skipped
+    assert any("resnet-110 seed 0: diverged at step 1000" in note for note in report.notes)
+    written = {p.name for p in report.written}
+    assert {
+        "figure1.png",
+        "figure1.pdf",
+        "figure6.png",
+        "figure6.pdf",
+        "table6.md",
+        "table6.csv",
+        "provenance.json",
+    } <= written
+    assert "figure7.png" not in written
+
+
+def test_figures_are_real_images_of_the_expected_size(hand_made):
+    out, _ = hand_made
+    for name in ("figure1", "figure6"):
+        with Image.open(out / "report" / f"{name}.png") as image:
+            image.verify()
+        with Image.open(out / "report" / f"{name}.png") as image:
+            assert image.size == (round(FIGSIZE[name][0] * DPI), round(FIGSIZE[name][1] * DPI))
+            assert len(set(image.convert("L").getdata())) > 20  # something is drawn
+        assert (out / "report" / f"{name}.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_provenance_names_data_steps_seeds_and_commit(hand_made):
+    out, report = hand_made
+    provenance = json.loads((out / "report" / "provenance.json").read_text())
+    assert provenance["code_commit"] and provenance["skipped"] == report.skipped
+    nets = {n["net"]: n for n in provenance["artifacts"]["figure6"]["nets"]}
+    assert sorted(nets) == ["ResNet-20", "ResNet-56", "plain-20"]
+    assert nets["plain-20"]["steps"] == 2000 and nets["plain-20"]["paper_steps"] == 64000
+    assert [r["seed"] for r in nets["plain-20"]["runs"]] == [0, 1, 2]
+    assert {r["dataset"] for r in nets["plain-20"]["runs"]} == {"CIFAR-10 (test copy)"}
+    assert nets["plain-20"]["settings_not_the_papers"]["steps"] == {"ours": 2000, "paper": 64000}
+
+
+def test_longest_configuration_of_a_net_is_used_and_the_other_named(tmp_path):
+    fake_run(tmp_path, "plain", 20, 0, {"train": [0.5], "test": [0.5]}, steps=1000, name="short")
+    fake_run(tmp_path, "plain", 20, 0, {"train": [0.5, 0.2], "test": [0.5, 0.25]}, steps=2000, name="long")
+    report = make_report(tmp_path, tmp_path / "report", figure7_on=False, verbose=False)
+    table = pd.read_csv(tmp_path / "report" / "table6.csv")
+    assert table.steps.tolist() == [2000] and table.test_error_mean.tolist() == [25.0]
+    assert any("plain-20: left out 1 run(s) with other settings (sweep short, steps=1000)" in n for n in report.notes)
+
+
+def test_nothing_to_report_and_bad_paths(tmp_path, capsys):
+    assert main([str(tmp_path / "absent")]) == 2
+    assert "no runs folder at" in capsys.readouterr().err
+    assert main([str(tmp_path), "-o", str(tmp_path / "out")]) == 1
+    assert "skipped everything: no runs with metrics" in capsys.readouterr().out
+
+
+def test_sweep_callback_never_raises_and_can_be_turned_off(hand_made, tmp_path, capsys):
+    out, _ = hand_made
+    ReportCallback().on_multirun_end(
+        OmegaConf.create({"report": True, "hydra": {"sweep": {"dir": str(tmp_path / "absent")}}})
+    )
+    assert "report failed (FileNotFoundError: no runs folder at" in capsys.readouterr().err
+    ReportCallback().on_multirun_end(
+        OmegaConf.create({"report": False, "hydra": {"sweep": {"dir": str(out / "hand")}}})
+    )
+    assert not (out / "hand" / "report").exists()
+
+
+# --------------------------------------------------------------------------- real tiny runs
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tiny_batches, tmp_path_factory):
+    """Two real runs through run.py; the sweep's own report callback writes <sweep>/report."""
+    out = tmp_path_factory.mktemp("real")
+    args = ["-m", "depth=8", "arch=plain,resnet", "name=tiny", *tiny_overrides(tiny_batches, out)]
+    result = subprocess.run([sys.executable, str(REPO / "run.py"), *args], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out / "tiny", result.stdout
+
+
+def test_sweep_ends_with_its_report_then_its_summary(tiny_sweep):
+    sweep, stdout = tiny_sweep
+    assert (sweep / "report" / "figure7.png").is_file() and (sweep / "report" / "table6.md").is_file()
+    assert stdout.index("report of") < stdout.index("2 runs: 2 done")  # the summary is printed last
+    table = pd.read_csv(sweep / "report" / "table6.csv")
+    assert table.net.tolist() == ["plain-8", "ResNet-8"] and table.steps.tolist() == [8, 8]
+    with Image.open(sweep / "report" / "figure7.png") as image:
+        assert image.size == (round(FIGSIZE["figure7"][0] * DPI), round(FIGSIZE["figure7"][1] * DPI))
+
+
+def direct_response_stds(model, images):
+    """Figure 7's statistic without hooks: the net's forward written out, each BN output kept whole."""
+    outputs = []
+    x = model.bn1(model.conv1(images))
+    outputs.append(x)
+    x = F.relu(x)
+    for block in model.blocks:
+        a = block.bn1(block.conv1(x))
+        b = block.bn2(block.conv2(F.relu(a)))
+        outputs += [a, b]
+        x = F.relu(b + block.shortcut(x) if block.has_shortcut else b)
+    return [o.std(correction=0).item() for o in outputs]
+
+
+def test_figure7_matches_a_direct_computation(tiny_sweep, tiny_batches):
+    sweep, _ = tiny_sweep
+    stats = pd.read_csv(sweep / "report" / "figure7.csv")
+    split = split_cifar10(load_cifar10(tiny_batches), val_size=20)
+    images = split.test_images.float() / 255 - split.mean_image
+    for arch in ("plain", "resnet"):
+        model = load_model(sweep / f"{arch}-8" / "seed0" / "last.ckpt", arch, 8, None).eval()
+        with torch.no_grad():
+            expected = direct_response_stds(model, images)
+        ours = stats[stats.arch == arch].sort_values("layer")["std"].tolist()
+        assert len(ours) == 7 and ours == pytest.approx(expected, rel=1e-5)
+
+
+def test_response_stds_in_small_batches_equal_one_big_batch():
+    torch.manual_seed(0)
+    model = build_model("resnet", 14)
+    model.train()
+    with torch.no_grad():  # give BN running statistics that are not the identity
+        model(torch.randn(64, 3, 32, 32) * 2 + 0.5)
+    images = torch.randint(0, 256, (50, 3, 32, 32), dtype=torch.uint8)
+    mean = torch.full((3, 32, 32), 0.5)
+    small = response_stds(model, EvalBatches(images, torch.zeros(50), mean, batch_size=7, channels_last=False))
+    with torch.no_grad():
+        direct = direct_response_stds(model.eval(), images.float() / 255 - mean)
+    assert small == pytest.approx(direct, rel=1e-5)
+
+
+def test_figure7_without_data_is_skipped_with_the_fix(tiny_sweep, tmp_path):
+    sweep, _ = tiny_sweep
+    report = make_report(sweep, tmp_path / "out", data_root=tmp_path / "nowhere", verbose=False)
+    reasons = [s for s in report.skipped if s.startswith("Figure 7 plain-8 seed 0")]
+    assert reasons and "no CIFAR-10 found" in reasons[0] and "--data-root" in reasons[0]
+    assert (tmp_path / "out" / "table6.md").is_file()
