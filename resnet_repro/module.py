@@ -80,18 +80,19 @@ class Classifier(pl.LightningModule):
                 self.warmup_counts[0] += wrong
                 self.warmup_counts[1] += len(labels)
         self.lr_used = self.optimizers().param_groups[0]["lr"]
+        # Decided inside the step, not in a later hook: the checkpoint written at the end of
+        # this step then holds the decision, so a resumed run warms up exactly as an uninterrupted one.
+        done = self.global_step + 1  # steps done once this one's optimizer step is taken
+        if self.warmup_active and done % self.warmup_check_every == 0:
+            self.check_warmup(done)
         return loss
 
-    def on_train_batch_end(self, outputs, batch, batch_idx):
-        step = self.global_step
-        if self.warmup_active and step % self.warmup_check_every == 0:
-            wrong, seen = self.warmup_counts.tolist()
-            self.warmup_counts.zero_()
-            if wrong / seen < self.warmup_until:  # paper: 0.01 until training error < 80%, then 0.1
-                self.warmup_active = False
-                self.warmup_ended_at = step
-                for group in self.optimizers().param_groups:  # the scheduler already set this step's lr
-                    group["lr"] = self.lr_at(step)
+    def check_warmup(self, step: int) -> None:
+        wrong, seen = self.warmup_counts.tolist()
+        self.warmup_counts.zero_()
+        if wrong / seen < self.warmup_until:  # paper: 0.01 until training error < 80%, then 0.1
+            self.warmup_active = False  # the scheduler, stepped after this step, sets the schedule's lr
+            self.warmup_ended_at = step
 
     def pop_train_metrics(self) -> dict[str, float]:
         """Training error and loss over the augmented batches since the last call (one sync)."""

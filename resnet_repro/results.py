@@ -18,7 +18,13 @@ def find_runs(root: str | os.PathLike) -> list[RunDir]:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"no runs folder at {root}; give the out_dir (or a sweep folder) that runs were written to")
-    return [RunDir(p.parent) for p in sorted(root.rglob("config.yaml")) if (p.parent / "status.json").exists()]
+    runs = []
+    # os.walk, not rglob: sweeps may be writing here, and a folder that vanishes mid-walk is skipped, not an error.
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [d for d in subfolders if not d.startswith(".")]  # .outcomes, .submitit: no runs in there
+        if "config.yaml" in files and "status.json" in files:
+            runs.append(RunDir(folder))
+    return sorted(runs, key=lambda run: run.path)
 
 
 def run_info(run: RunDir, root: Path) -> dict:

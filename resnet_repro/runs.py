@@ -10,7 +10,8 @@ so re-running a sweep finds its own runs. Each holds:
     error.txt     the traceback, when a run failed
 
 Every file is written whole to a temporary name and renamed into place, so a
-crash or a concurrent reader never sees half a file.
+crash or a concurrent reader never sees half a file. A file that cannot be read
+is never deleted or overwritten: the run stops with a one-line error naming the fix.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import os
 import socket
 import time
 from pathlib import Path
+from typing import Callable
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from .models import ARCH_SHORTCUTS
@@ -47,14 +50,32 @@ class ConfigMismatch(ValueError):
     """An existing run directory was made with another config."""
 
 
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
+class RunFileError(ValueError):
+    """A file in a run directory cannot be read; the message names the fix."""
+
+
+def _temporary(path: Path) -> Path:
+    """Where `path` is written before it is renamed into place (see `remove_partial_writes`)."""
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    """Make `tmp` durable, then put it in place of `path` in one step: a reader sees the old file or the new one."""
+    with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary(path)
+    tmp.write_text(text)
+    _replace(tmp, path)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def _learned(cfg: DictConfig) -> dict:
@@ -94,7 +115,12 @@ class RunDir:
         """Refuse to mix two configs in one directory; a runtime key may differ."""
         if not self.config_file.is_file():
             return
-        old = _flatten(_learned(OmegaConf.load(self.config_file)))
+        try:
+            old = _flatten(_learned(OmegaConf.load(self.config_file)))
+        except Exception as e:
+            raise RunFileError(
+                f"unreadable {self.config_file} ({_first_line(e)}); restore it, or delete {self.path} to retrain the run"
+            ) from None
         new = _flatten(_learned(cfg))
         changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
         if changed:
@@ -114,8 +140,8 @@ class RunDir:
             return json.loads(self.status_file.read_text())
         except FileNotFoundError:
             return {}
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"unreadable {self.status_file} ({e}); delete it to let the run resume") from e
+        except (OSError, ValueError) as e:
+            raise RunFileError(f"unreadable {self.status_file} ({_first_line(e)}); delete it to let the run resume") from None
 
     def set_status(self, state: str, **info) -> None:
         assert state in STATES, state
@@ -131,8 +157,10 @@ class RunDir:
                 rows = list(csv.DictReader(f))
             for row in rows:
                 row["step"] = int(row["step"])
-        except (OSError, KeyError, ValueError, csv.Error) as e:
-            raise ValueError(f"unreadable metrics file {self.metrics_file} ({e}); delete the run directory to retrain it") from e
+        except (OSError, KeyError, TypeError, ValueError, csv.Error) as e:
+            raise RunFileError(
+                f"unreadable metrics file {self.metrics_file} ({_first_line(e)}); restore it, or delete {self.path} to retrain the run"
+            ) from None
         return [r for r in rows if up_to_step is None or r["step"] <= up_to_step]
 
     def write_metrics(self, rows: list[dict]) -> None:
@@ -141,3 +169,31 @@ class RunDir:
         writer.writeheader()
         writer.writerows(rows)
         atomic_write(self.metrics_file, buffer.getvalue())
+
+    # ---- checkpoint
+    def write_checkpoint(self, save: Callable[[Path], object]) -> None:
+        """`save(path)` writes a checkpoint; it becomes last.ckpt only once whole and on disk,
+        so a kill at any moment leaves the previous checkpoint or the new one, never a torn one."""
+        tmp = _temporary(self.checkpoint)
+        save(tmp)
+        _replace(tmp, self.checkpoint)
+
+    def check_checkpoint(self) -> None:
+        """Refuse, before any work, a last.ckpt that cannot be resumed from. It is never deleted:
+        it may hold days of training, and only a person can tell why it is broken."""
+        try:  # mmap: reads the archive's index and structure, not every tensor
+            checkpoint = torch.load(self.checkpoint, map_location="cpu", weights_only=False, mmap=True)
+            missing = {"state_dict", "optimizer_states", "loops"} - set(checkpoint)
+            if missing:
+                raise ValueError(f"no {', '.join(sorted(missing))} in it: not a checkpoint of this project")
+        except Exception as e:
+            raise RunFileError(
+                f"unreadable checkpoint {self.checkpoint} ({_first_line(e)}); move it away to restart "
+                f"this run from step 0, or delete {self.path} to retrain it"
+            ) from None
+
+    def remove_partial_writes(self) -> None:
+        """Delete the temporary files of writers killed mid-write. Only the process holding the
+        run's lock may call this: no other process writes here then."""
+        for tmp in self.path.glob(".*.tmp*"):
+            tmp.unlink(missing_ok=True)

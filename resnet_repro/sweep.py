@@ -2,13 +2,19 @@
 
 In a sweep (`-m`), one job's failure never stops its siblings: each job records
 its outcome, and the sweep ends with a summary and a non-zero exit if any run
-failed. A single run fails loudly instead: a bad setting is one line (exit 2).
+failed or was refused. A single run fails loudly instead: a bad setting is one
+line (exit 2).
+
+The outcomes travel through files, not return values, because the launchers
+(joblib's worker processes, submitit's local processes and Slurm jobs) run the
+jobs in other processes; only the environment and the file system are shared.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import traceback
 import uuid
@@ -20,15 +26,14 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from .runs import ConfigMismatch, atomic_write
+from .runs import ConfigMismatch, RunDir, RunFileError, atomic_write
 from .train import ConfigError, train
 
-SWEEP_ID_ENV = "RESNET_REPRO_SWEEP_ID"  # set by the sweep, inherited by every job it launches
-BAD_INPUT = (ConfigError, ConfigMismatch)
-
-
-def _outcomes_dir(sweep_dir: str | Path, sweep_id: str) -> Path:
-    return Path(sweep_dir) / ".outcomes" / sweep_id
+# The folder where this sweep's jobs write their outcomes: set when the sweep starts, inherited by
+# every job it launches (joblib and submitit start their processes with this environment; sbatch
+# passes it on). Its own folder per sweep, so two sweeps into one out_dir at once keep theirs apart.
+OUTCOMES_ENV = "RESNET_REPRO_OUTCOMES"
+BAD_INPUT = (ConfigError, ConfigMismatch, RunFileError)
 
 
 def run_job(cfg: DictConfig) -> str:
@@ -42,33 +47,43 @@ def run_job(cfg: DictConfig) -> str:
     message = ""
     try:
         state = train(cfg)
+        if state == "diverged":
+            message = RunDir(cfg.run_dir).status().get("reason", "")
+        elif state == "running":
+            message = "being trained by another process"
     except BAD_INPUT as e:
         state, message = "invalid", str(e)
         print(f"error: {cfg.run_id}: {e}", file=sys.stderr)
     except Exception as e:  # the run directory has the traceback; the siblings go on
         state, message = "failed", f"{type(e).__name__}: {e}"
         traceback.print_exc()
-    sweep_id = os.environ.get(SWEEP_ID_ENV)
-    if sweep_id:
+    folder = os.environ.get(OUTCOMES_ENV)
+    if folder:
         record = {"run": cfg.run_id, "state": state, "message": message}
-        atomic_write(_outcomes_dir(hydra_cfg.sweep.dir, sweep_id) / f"job{hydra_cfg.job.num}.json", json.dumps(record))
+        atomic_write(Path(folder) / f"job{hydra_cfg.job.num}.json", json.dumps(record))
     return state
 
 
 class SweepSummary(Callback):
-    """Prints done / failed / diverged / invalid counts when a sweep ends; exits 1 if any failed."""
+    """Prints done / failed / diverged / invalid counts when a sweep ends; exits 1 if any failed or was invalid."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        os.environ[SWEEP_ID_ENV] = uuid.uuid4().hex[:12]
+        folder = Path(str(config.hydra.sweep.dir)).resolve() / ".outcomes" / uuid.uuid4().hex[:12]
+        os.environ[OUTCOMES_ENV] = str(folder)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        folder = _outcomes_dir(config.hydra.sweep.dir, os.environ.get(SWEEP_ID_ENV, "none"))
-        records = [json.loads(p.read_text()) for p in sorted(folder.glob("job*.json"))]
+        folder = Path(os.environ.pop(OUTCOMES_ENV))
+        records = [json.loads(p.read_text()) for p in sorted(folder.glob("job*.json"), key=lambda p: int(p.stem[3:]))]
+        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            folder.parent.rmdir()  # .outcomes/, unless another sweep is using it right now
+        except OSError:
+            pass
         counts = Counter(r["state"] for r in records)
         print(f"\nsweep {config.hydra.sweep.dir}: {len(records)} runs: "
               + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))  # fmt: skip
         for r in records:
-            if r["state"] in ("failed", "invalid", "diverged"):
+            if r["state"] != "done":
                 print(f"  {r['state']:8s} {r['run']}  {r['message']}")
         if counts["failed"] or counts["invalid"]:
             sys.exit(1)

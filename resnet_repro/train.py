@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import time
 import traceback
 from pathlib import Path
@@ -17,11 +18,12 @@ import torch
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import TQDMProgressBar
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from .data import DataError, EvalBatches, TrainBatches, detect_layout, load_cifar10, missing_data_message, split_cifar10
 from .models import blocks_per_stage, build_model, resolve_shortcut
 from .module import Classifier
-from .runs import ConfigMismatch, RunDir
+from .runs import RunDir, atomic_write
 
 
 class ConfigError(ValueError):
@@ -35,13 +37,15 @@ def check_config(cfg: DictConfig) -> None:
         blocks_per_stage(cfg.depth)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    positive = {"steps": cfg.steps, "batch_size": cfg.batch_size, "eval_every": cfg.eval_every,
+    positive = {"steps": cfg.steps, "batch_size": cfg.batch_size, "eval_every": cfg.eval_every, "log_every": cfg.log_every,
                 "trainer.checkpoint_every": cfg.trainer.checkpoint_every, "trainer.eval_batch_size": cfg.trainer.eval_batch_size}  # fmt: skip
     for key, value in positive.items():
         if not isinstance(value, int) or value <= 0:
             raise ConfigError(f"{key}={value} must be a positive whole number")
     if cfg.eval_every > cfg.steps:
         raise ConfigError(f"eval_every={cfg.eval_every} is larger than steps={cfg.steps}; set eval_every <= steps")
+    if cfg.log_every > cfg.eval_every:
+        raise ConfigError(f"log_every={cfg.log_every} is larger than eval_every={cfg.eval_every}; set log_every <= eval_every")
     if cfg.warmup.enabled not in ("auto", True, False):
         raise ConfigError(f"warmup.enabled={cfg.warmup.enabled} must be auto, true or false")
     root = Path(str(cfg.data.root)).expanduser()
@@ -78,7 +82,11 @@ class StepProgressBar(TQDMProgressBar):
 
 class RunRecorder(pl.Callback):
     """At each log point: training error since the last one, val and test error, all to metrics.csv;
-    then an atomic checkpoint. A resumed run continues from exactly this state."""
+    then an atomic checkpoint. A resumed run continues from exactly this state.
+
+    Everything a step changes (weights, optimizer, lr schedule, warm-up, the training-error
+    counters) is in the checkpoint, and the data stream is a function of the step, so a run
+    resumed from step k computes what an uninterrupted one computes after step k."""
 
     def __init__(self, run: RunDir, cfg: DictConfig, val: EvalBatches | None, test: EvalBatches):
         self.run, self.cfg, self.val, self.test = run, cfg, val, test
@@ -87,8 +95,8 @@ class RunRecorder(pl.Callback):
         self.elapsed_before = 0.0
         self.diverged = False
 
-    def on_fit_start(self, trainer, module):
-        step = trainer.global_step
+    def on_train_start(self, trainer, module):
+        step = trainer.global_step  # restored from the checkpoint by now (it is still 0 in on_fit_start)
         self.rows = self.run.read_metrics(up_to_step=step)  # rows past the checkpoint are redone
         self.elapsed_before = float(self.rows[-1]["elapsed_s"]) if self.rows else 0.0
         self.started = time.monotonic()
@@ -97,20 +105,22 @@ class RunRecorder(pl.Callback):
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         step = trainer.global_step
         final = step >= self.cfg.steps
-        if step % self.cfg.eval_every == 0 or final:
-            self.log_point(trainer, module, step)
+        evaluate = step % self.cfg.eval_every == 0 or final
+        if evaluate or step % self.cfg.log_every == 0:
+            self.log_point(trainer, module, step, evaluate)
         if self.diverged:
             return
-        if step % self.cfg.trainer.checkpoint_every == 0 or final:
-            self.save_checkpoint(trainer)
-            self.run.set_status("done" if final else "running", step=step, steps=self.cfg.steps, pid=os.getpid())
+        # On SIGTERM (a Slurm preemption, `kill`) Lightning stops after this step: keep it.
+        if step % self.cfg.trainer.checkpoint_every == 0 or final or trainer.received_sigterm:
+            self.run.write_checkpoint(lambda path: trainer.save_checkpoint(path, weights_only=False))
+            self.run.set_status("running", step=step, steps=self.cfg.steps, pid=os.getpid())
 
-    def log_point(self, trainer, module, step):
+    def log_point(self, trainer, module, step, evaluate: bool):
         elapsed = self.elapsed_before + time.monotonic() - self.started
         results = {"train": module.pop_train_metrics()}
         if not math.isfinite(results["train"]["loss"]):
             self.diverged = True
-        else:
+        elif evaluate:
             if self.val is not None:
                 results["val"] = module.evaluate(self.val)
             results["test"] = module.evaluate(self.test)
@@ -118,15 +128,10 @@ class RunRecorder(pl.Callback):
             self.rows.append({"step": step, "split": split, "error": m["error"], "loss": m["loss"],
                               "lr": module.lr_used, "elapsed_s": round(elapsed, 2)})  # fmt: skip
         self.run.write_metrics(self.rows)
-        module.progress = {f"{split}_err": f"{m['error']:.3f}" for split, m in results.items()}
+        module.progress.update({f"{split}_err": f"{m['error']:.3f}" for split, m in results.items()})
         if self.diverged:
             self.run.set_status("diverged", step=step, steps=self.cfg.steps, reason=f"training loss {results['train']['loss']}")
             trainer.should_stop = True
-
-    def save_checkpoint(self, trainer):
-        tmp = self.run.checkpoint.with_name(f".last.ckpt.tmp{os.getpid()}")
-        trainer.save_checkpoint(tmp)
-        os.replace(tmp, self.run.checkpoint)  # atomic: a kill leaves the old or the new checkpoint, whole
 
 
 def train(cfg: DictConfig) -> str:
@@ -134,59 +139,88 @@ def train(cfg: DictConfig) -> str:
     check_config(cfg)
     run = RunDir(cfg.run_dir)
     run.check_config(cfg)
-    state = run.status().get("state")
-    if state == "done":
-        print(f"[skip] {run.path}: done")
-        return "done"
-    if state == "diverged":
-        print(f"[skip] {run.path}: diverged earlier (delete the directory to retry)")
-        return "diverged"
+    if finished := _finished(run):
+        return finished
     run.path.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(run.lock_file))
     try:
-        with FileLock(str(run.lock_file), timeout=0):
-            return _fit(cfg, run)
+        lock.acquire(timeout=0)
     except Timeout:
         print(f"[skip] {run.path}: another process is training it")
         return "running"
+    try:
+        # Another process may have finished the run between the look above and the lock: look again.
+        return _finished(run) or _fit(cfg, run)
+    finally:
+        lock.release()
+
+
+def _finished(run: RunDir) -> str | None:
+    state = run.status().get("state")
+    if state == "done":
+        print(f"[skip] {run.path}: done")
+    elif state == "diverged":
+        print(f"[skip] {run.path}: diverged earlier (delete the directory to retry)")
+    return state if state in ("done", "diverged") else None
 
 
 def _fit(cfg: DictConfig, run: RunDir) -> str:
+    # What a resume reads is checked before any work, and left as it is if it is broken.
+    run.read_metrics()
+    resume = run.checkpoint if run.checkpoint.is_file() else None
+    if resume:
+        run.check_checkpoint()
+    run.remove_partial_writes()
     try:
         data = load_cifar10(cfg.data.root, download=cfg.data.download, cache_dir=cfg.data.cache_dir)
         split = split_cifar10(data, cfg.data.val_size, cfg.data.split_seed)
     except DataError as e:
         raise ConfigError(str(e)) from None
     run.save_config(cfg)
-    (run.path / "dataset.txt").write_text(split.source + "\n")  # what the data was, for the report's figures
-    resume = run.checkpoint if run.checkpoint.is_file() else None
+    atomic_write(run.path / "dataset.txt", split.source + "\n")  # what the data was, for the report's figures
     try:
         return _fit_model(cfg, run, split, resume)
+    except SIGTERMException:
+        # Lightning stopped at the end of a step, and the checkpoint holds that step. Exit as a
+        # process killed by SIGTERM does: a scheduler or a shell must not take the run for finished.
+        print(f"[stopped] {run.path} at step {run.status().get('step')}: run the same command to resume")
+        raise SystemExit(128 + signal.SIGTERM) from None
     except Exception:
         run.error_file.write_text(traceback.format_exc())
         run.set_status("failed", error=traceback.format_exc(limit=1).strip().splitlines()[-1])
         raise
 
 
-def _fit_model(cfg, run, split, resume) -> str:
-    pl.seed_everything(cfg.seed, workers=False, verbose=False)
-    if cfg.trainer.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
+def build_module(cfg: DictConfig) -> Classifier:
+    """The network and its LightningModule as a run trains them (bench.py times this same object)."""
     model = build_model(cfg.arch, cfg.depth, cfg.shortcut)
-    module = Classifier(
+    return Classifier(
         model, steps=cfg.steps, **cfg.optim, warmup=warmup_on(cfg), warmup_lr=cfg.warmup.lr,
         warmup_until_train_error=cfg.warmup.until_train_error, warmup_check_every=cfg.warmup.check_every,
         channels_last=cfg.trainer.channels_last, compile=cfg.trainer.compile,
     )  # fmt: skip
+
+
+def build_trainer(cfg: DictConfig, root_dir, callbacks: list | None = None) -> pl.Trainer:
+    """The Trainer a run uses (bench.py times this same setup); `callbacks` come after the progress bar."""
     accelerator = cfg.trainer.accelerator
     if accelerator == "auto":
         accelerator = "cuda" if torch.cuda.is_available() else "cpu"
     progress = [StepProgressBar(refresh_rate=10)] if cfg.trainer.progress_bar else []
-    trainer = pl.Trainer(
+    return pl.Trainer(
         accelerator=accelerator, devices=1, precision=precision(cfg, accelerator), max_steps=cfg.steps,
         max_epochs=-1, limit_val_batches=0, num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
         enable_model_summary=False, enable_progress_bar=bool(progress), deterministic=cfg.trainer.deterministic,
-        default_root_dir=str(run.path), callbacks=progress,
+        default_root_dir=str(root_dir), callbacks=[*progress, *(callbacks or [])],
     )  # fmt: skip
+
+
+def _fit_model(cfg, run, split, resume) -> str:
+    pl.seed_everything(cfg.seed, workers=False, verbose=False)
+    if cfg.trainer.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    module = build_module(cfg)
+    trainer = build_trainer(cfg, run.path)
     device = trainer.strategy.root_device
     channels_last = cfg.trainer.channels_last
     train_batches = TrainBatches(split.train_images, split.train_labels, split.mean_image, cfg.batch_size,
@@ -198,4 +232,11 @@ def _fit_model(cfg, run, split, resume) -> str:
     trainer.callbacks.append(recorder)
     print(f"[{'resume' if resume else 'start'}] {run.path} on {device} ({split.source})")
     trainer.fit(module, train_dataloaders=train_batches, ckpt_path=str(resume) if resume else None)
-    return "diverged" if recorder.diverged else run.status().get("state", "failed")
+    if recorder.diverged:
+        return "diverged"
+    if trainer.global_step < cfg.steps:  # not expected: Lightning raises when it is interrupted
+        raise RuntimeError(f"training stopped at step {trainer.global_step} of {cfg.steps}; run it again to resume")
+    # Done is said here, once the final checkpoint is in place; a run killed between the two
+    # resumes at its last step, trains nothing, and is said done now.
+    run.set_status("done", step=trainer.global_step, steps=cfg.steps)
+    return "done"

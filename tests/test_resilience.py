@@ -1,0 +1,398 @@
+"""Sweeps that survive: kills and resume, finished and extended sweeps, divergence and failure,
+bad input, the joblib and submitit launchers, and two sweeps writing one folder at once.
+
+Each test runs a few steps of a depth-8 net on the tiny data sets of conftest. Processes are
+killed for real (SIGKILL, SIGTERM), and every resumed result is compared with an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO, make_config, tiny_overrides
+
+from resnet_repro.results import load_runs
+from resnet_repro.runs import ConfigMismatch, RunDir, RunFileError
+from resnet_repro.train import ConfigError, train
+
+# One thread per process: the test machine is shared, and a run resumed in another process
+# must do its arithmetic exactly as the uninterrupted one does.
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+RESUMABLE = [
+    "depth=8", "steps=40", "eval_every=8", "log_every=4", "trainer.deterministic=true",
+    # Checkpoints fall between log points (the training-error counters are mid-way), and the
+    # warm-up is checked at checkpoint steps, where a resume is most likely to get it wrong.
+    "trainer.checkpoint_every=5", "warmup.enabled=true", "warmup.check_every=5", "warmup.until_train_error=0.6",
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def run_py(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "run.py"), *args], cwd=REPO, env=ENV,
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+
+def start_run_py(*args: str, log: Path, command: list[str] | None = None) -> subprocess.Popen:
+    command = command or [sys.executable, str(REPO / "run.py")]
+    return subprocess.Popen([*command, *args], cwd=REPO, env=ENV, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def wait_for(condition, timeout: float = 120, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def checkpoint_step(run: RunDir) -> int:
+    return torch.load(run.checkpoint, map_location="cpu", weights_only=False)["global_step"]
+
+
+def metrics(run: RunDir) -> list[dict]:
+    """metrics.csv without its wall-clock column (the one thing a resumed run cannot repeat)."""
+    return [{k: v for k, v in row.items() if k != "elapsed_s"} for row in run.read_metrics()]
+
+
+def run_dir(out: Path, run: str = "resnet-8/seed0", name: str = "default") -> RunDir:
+    return RunDir(out / name / run)
+
+
+# --------------------------------------------------------------------------- resume
+
+
+# A run.py that dies (SIGKILL) half-way through writing its second checkpoint.
+DIES_WRITING = """
+import os, runpy, signal, sys
+from resnet_repro.runs import RunDir
+write, calls = RunDir.write_checkpoint, []
+def half_then_die(self, save):
+    calls.append(1)
+    def torn(path):
+        save(path)
+        os.truncate(path, os.path.getsize(path) // 2)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return write(self, torn if len(calls) == 2 else save)
+RunDir.write_checkpoint = half_then_die
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_killed_run_resumes_to_the_same_metrics(tiny_batches, tmp_path):
+    """SIGKILL at a random moment, SIGKILL in the middle of a checkpoint write, SIGTERM:
+    each time the same command resumes, and the end result equals an uninterrupted run's."""
+    overrides = [*tiny_overrides(tiny_batches, tmp_path / "killed"), *RESUMABLE]
+    assert train(make_config([*tiny_overrides(tiny_batches, tmp_path / "whole"), *RESUMABLE])) == "done"
+    whole = run_dir(tmp_path / "whole")
+    run = run_dir(tmp_path / "killed")
+
+    # 1. SIGKILL at a random moment after the first checkpoint.
+    delay = random.uniform(0, 0.5)
+    print(f"SIGKILL {delay:.2f} s after the first checkpoint")
+    process = start_run_py(*overrides, log=tmp_path / "1.log")
+    wait_for(run.checkpoint.is_file, what="the first checkpoint")
+    time.sleep(delay)
+    assert process.poll() is None, "the run ended before it could be killed; give it more steps"
+    process.kill()
+    process.wait()
+    assert run.status()["state"] == "running"
+    first = checkpoint_step(run)
+
+    # 2. The same command, killed half-way through writing a checkpoint: the old one stays whole.
+    process = start_run_py(str(REPO / "run.py"), *overrides, log=tmp_path / "2.log", command=[sys.executable, "-c", DIES_WRITING])
+    assert process.wait(timeout=300) == -signal.SIGKILL, (tmp_path / "2.log").read_text()[-3000:]
+    torn = list(run.path.glob(".last.ckpt.tmp*"))
+    assert len(torn) == 1, "the torn write should be left behind under its temporary name"
+    with pytest.raises(Exception):
+        torch.load(torn[0], weights_only=False)
+    second = checkpoint_step(run)  # loadable, and one interval on from the first
+    assert second == first + 5
+
+    # 3. The same command, stopped by SIGTERM (a Slurm preemption): it keeps the step it was on.
+    process = start_run_py(*overrides, log=tmp_path / "3.log")
+    wait_for(lambda: run.status().get("step", 0) > second, what="a checkpoint after the resume")
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 128 + signal.SIGTERM, (tmp_path / "3.log").read_text()[-3000:]
+    assert not list(run.path.glob(".*.tmp*")), "a resume cleans up torn writes"
+    stopped = run.status()["step"]
+    assert checkpoint_step(run) == stopped and run.status()["state"] == "running"
+    assert "[resume]" in (tmp_path / "3.log").read_text()
+
+    # 4. The same run, to the end: the metrics are those of the run that was never interrupted.
+    assert train(make_config(overrides)) == "done"
+    assert metrics(run) == metrics(whole)
+    assert [r["step"] for r in metrics(run)][-1] == 40
+    final = torch.load(run.checkpoint, weights_only=False)
+    assert final["warmup"]["ended_at"] is not None, "the warm-up should end within the run"
+    for key, value in torch.load(whole.checkpoint, weights_only=False)["state_dict"].items():
+        assert torch.equal(final["state_dict"][key], value), key
+
+
+class Crash(BaseException):
+    """Stands for a kill: not an Exception, so the run is not marked failed."""
+
+
+def crash_after_checkpoint(monkeypatch, at_step: int) -> None:
+    write = RunDir.write_checkpoint
+
+    def write_then_crash(self, save):
+        write(self, save)
+        if checkpoint_step(self) == at_step:
+            raise Crash
+
+    monkeypatch.setattr(RunDir, "write_checkpoint", write_then_crash)
+
+
+def test_warmup_ending_at_a_checkpoint_survives_a_resume(tiny_batches, tmp_path, monkeypatch):
+    """The warm-up ends at step 4, the very step a checkpoint is written and the run is killed."""
+    warmup = ["depth=8", "steps=12", "trainer.deterministic=true", "warmup.enabled=true", "warmup.check_every=4",
+              "warmup.until_train_error=1.01"]  # fmt: skip
+    assert train(make_config([*tiny_overrides(tiny_batches, tmp_path / "whole"), *warmup])) == "done"
+    cfg = make_config([*tiny_overrides(tiny_batches, tmp_path / "killed"), *warmup])
+    with monkeypatch.context() as patch:
+        crash_after_checkpoint(patch, at_step=4)
+        with pytest.raises(Crash):
+            train(cfg)
+    assert train(cfg) == "done"
+    assert metrics(run_dir(tmp_path / "killed")) == metrics(run_dir(tmp_path / "whole"))
+    assert torch.load(run_dir(tmp_path / "killed").checkpoint, weights_only=False)["warmup"]["ended_at"] == 4
+
+
+def test_run_killed_after_its_last_checkpoint_is_done_on_rerun(tiny_batches, tmp_path, monkeypatch):
+    cfg = make_config([*tiny_overrides(tiny_batches, tmp_path), "depth=8"])
+    with monkeypatch.context() as patch:
+        crash_after_checkpoint(patch, at_step=8)  # the final checkpoint is in place, "done" is not said yet
+        with pytest.raises(Crash):
+            train(cfg)
+    run = run_dir(tmp_path)
+    assert run.status()["state"] == "running"
+    before = run.metrics_file.read_text()
+    assert train(cfg) == "done"
+    assert run.status()["state"] == "done" and run.metrics_file.read_text() == before
+
+
+# --------------------------------------------------------------------------- sweeps and launchers
+
+
+def started(output: str) -> list[str]:
+    """The runs a process trained (fresh or resumed), as <arch-depth>/seed<k>."""
+    return sorted("/".join(line.split()[1].split("/")[-2:]) for line in output.splitlines()
+                  if line.startswith(("[start]", "[resume]")))  # fmt: skip
+
+
+def test_a_sweep_on_joblib_extended_on_submitit_then_rerun(tiny_batches, tmp_path):
+    """Two parallel runs through joblib; the sweep extended by one seed through submitit
+    (two local processes), which trains only the new run; then re-run: every run skipped."""
+    out = tmp_path / "exp"
+    common = ["depth=8", "name=life", *tiny_overrides(tiny_batches, out)]
+    first = run_py("-m", "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *common)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "2 runs: 2 done" in first.stdout  # the jobs found the sweep's outcomes folder
+    assert "Joblib.Parallel(n_jobs=2" in first.stdout + first.stderr
+    seed0 = run_dir(out, "resnet-8/seed0", "life")
+    untouched = {p: p.stat().st_mtime_ns for p in seed0.path.iterdir()}
+
+    extended = run_py("-m", "seed=0,1,2", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", *common)
+    assert extended.returncode == 0, extended.stdout[-3000:] + extended.stderr[-3000:]
+    assert "3 runs: 3 done" in extended.stdout
+    logs = "".join(p.read_text() for p in (out / "life" / ".submitit").rglob("*_log.out"))
+    assert started(logs) == ["resnet-8/seed2"] and logs.count("[skip]") == 2
+    assert {p: p.stat().st_mtime_ns for p in seed0.path.iterdir()} == untouched
+
+    begin = time.monotonic()
+    again = run_py("-m", "seed=0,1,2", *common)
+    seconds = time.monotonic() - begin
+    print(f"re-running the finished sweep of 3 runs took {seconds:.1f} s")
+    assert again.returncode == 0 and again.stdout.count("[skip]") == 3 and not started(again.stdout)
+    assert "3 runs: 3 done" in again.stdout
+    assert not (out / "life" / ".outcomes").exists()
+    df = load_runs(out)
+    assert sorted(df.run.unique()) == [f"life/resnet-8/seed{k}" for k in range(3)] and (df.status == "done").all()
+
+
+def test_changed_config_in_an_existing_directory_is_refused(tiny_batches, tmp_path):
+    cfg = make_config([*tiny_overrides(tiny_batches, tmp_path), "depth=8"])
+    assert train(cfg) == "done"
+    run = run_dir(tmp_path)
+    before = {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()}
+    for change in ("optim.lr=0.05", "batch_size=8", "data.val_size=10"):
+        with pytest.raises(ConfigMismatch) as refused:
+            train(make_config([*tiny_overrides(tiny_batches, tmp_path), "depth=8", change]))
+        message = str(refused.value)
+        assert "\n" not in message and "another config" in message and "name=" in message
+        key, value = change.split("=")
+        assert f"{key}: " in message and f"-> {value}" in message
+    # What says how or where a run executes may change.
+    assert train(make_config([*tiny_overrides(tiny_batches, tmp_path), "depth=8", "trainer.eval_batch_size=7"])) == "done"
+    assert {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()} == before
+
+
+def test_divergence_failure_and_bad_input_do_not_stop_a_sweep(tiny_batches, tmp_path):
+    """Four jobs: one trains, one diverges (lr=1e6 makes the loss NaN), one fails while
+    training (an accelerator this machine lacks), one is refused (depth=21)."""
+    cases = tmp_path / "conf" / "case"
+    cases.mkdir(parents=True)
+    for name, settings in {
+        "ok": "depth: 8",
+        "diverge": "depth: 14\noptim:\n  lr: 1.0e6",
+        "fail": "depth: 20\ntrainer:\n  accelerator: tpu",
+        "invalid": "depth: 21",
+    }.items():
+        (cases / f"{name}.yaml").write_text(f"# @package _global_\n{settings}\n")
+    out = tmp_path / "exp"
+    result = run_py("-m", "--config-dir", str(tmp_path / "conf"), "+case=ok,diverge,fail,invalid", "name=mixed",
+                    *tiny_overrides(tiny_batches, out), "steps=16", "log_every=2")  # fmt: skip
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "4 runs: 1 diverged, 1 done, 1 failed, 1 invalid" in result.stdout
+    summary = result.stdout[result.stdout.index("4 runs:") :]
+    assert "diverged resnet-14/seed0  training loss nan" in summary
+    assert "failed   resnet-20/seed0" in summary and "invalid  resnet-21/seed0" in summary and "not 6n+2" in summary
+
+    diverged = run_dir(out, "resnet-14/seed0", "mixed")
+    assert diverged.status()["state"] == "diverged" and diverged.status()["step"] < 16, "a diverged run stops"
+    failed = run_dir(out, "resnet-20/seed0", "mixed")
+    assert failed.status()["state"] == "failed" and "Traceback" in failed.error_file.read_text()
+    failed_at = failed.error_file.stat().st_mtime_ns
+    assert not [p for p in (out / "mixed" / "resnet-21").rglob("*") if p.is_file()]  # Hydra made the folder, empty
+    df = load_runs(out)
+    assert dict(df.groupby("run").status.first()) == {"mixed/resnet-8/seed0": "done", "mixed/resnet-14/seed0": "diverged"}
+
+    # Re-running the sweep skips what is settled (done, diverged) and retries what failed.
+    again = run_py("-m", "--config-dir", str(tmp_path / "conf"), "+case=ok,diverge,fail", "name=mixed",
+                   *tiny_overrides(tiny_batches, out), "steps=16", "log_every=2")  # fmt: skip
+    assert again.returncode == 1 and "3 runs: 1 diverged, 1 done, 1 failed" in again.stdout
+    assert again.stdout.count("[skip]") == 2 and failed.error_file.stat().st_mtime_ns > failed_at
+
+
+def test_two_sweeps_at_once_train_each_run_once(tiny_batches, tmp_path):
+    """Two overlapping sweeps into one folder, and a reader of that folder, all at the same time."""
+    out = tmp_path / "exp"
+    common = ["depth=8", "name=shared", *tiny_overrides(tiny_batches, out), "steps=16", "log_every=2", "trainer.checkpoint_every=2"]
+    a = start_run_py("-m", "seed=0,1,2", *common, log=tmp_path / "a.log")
+    b = start_run_py("-m", "seed=2,1,0", *common, log=tmp_path / "b.log")
+    reads = 0
+    while a.poll() is None or b.poll() is None:  # read everything while it is being written
+        if (out / "shared").exists():
+            load_runs(out)
+            for checkpoint in (out / "shared").rglob("last.ckpt"):
+                torch.load(checkpoint, map_location="cpu", weights_only=False)
+            reads += 1
+    logs = (tmp_path / "a.log").read_text() + (tmp_path / "b.log").read_text()
+    assert a.returncode == 0 and b.returncode == 0, logs[-4000:]
+    print(f"{reads} reads of the folder while two sweeps wrote it")
+    assert started(logs) == [f"resnet-8/seed{k}" for k in range(3)], "each run trained exactly once"
+    df = load_runs(out)
+    assert (df.status == "done").all() and len(df) == 3 * (8 + 4 * 2)  # train rows every 2 steps, val and test every 4
+    for k in range(3):
+        run = run_dir(out, f"resnet-8/seed{k}", "shared")
+        assert checkpoint_step(run) == 16 and not list(run.path.glob(".*.tmp*"))
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("classes", "expected CIFAR-10's airplane"),
+    ("truncated", "cannot read CIFAR-10 batch"),
+])  # fmt: skip
+def test_malformed_data_is_one_line_before_any_work(tiny_batches, tmp_path, damage, message):
+    root = tmp_path / "data"
+    if damage == "classes":
+        for split in ("train", "test"):
+            (root / split / "kittens").mkdir(parents=True)
+    else:
+        folder = root / "cifar-10-batches-py"
+        folder.mkdir(parents=True)
+        for p in (tiny_batches / "cifar-10-batches-py").iterdir():
+            (folder / p.name).write_bytes(p.read_bytes())
+        batch = folder / "data_batch_3"
+        batch.write_bytes(batch.read_bytes()[:1000])
+    cfg = make_config([*tiny_overrides(root, tmp_path / "exp"), "depth=8"])
+    with pytest.raises(ConfigError, match=message) as refused:
+        train(cfg)
+    assert "\n" not in str(refused.value)
+    assert not (Path(cfg.run_dir) / "config.yaml").exists() and not (Path(cfg.run_dir) / "status.json").exists()
+
+
+def interrupted_run(tiny_batches, tmp_path, monkeypatch):
+    """A run killed after its checkpoint at step 4 of 8."""
+    cfg = make_config([*tiny_overrides(tiny_batches, tmp_path), "depth=8"])
+    with monkeypatch.context() as patch:
+        crash_after_checkpoint(patch, at_step=4)
+        with pytest.raises(Crash):
+            train(cfg)
+    return cfg, RunDir(cfg.run_dir)
+
+
+@pytest.mark.parametrize("file, content, fix", [
+    ("last.ckpt", b"not a checkpoint", "move it away to restart this run from step 0, or delete"),
+    ("last.ckpt", b"", "move it away"),
+    ("metrics.csv", b"\x00\x01garbage\n1,2\n", "restore it, or delete"),
+    ("status.json", b'{"state": "runn', "delete it to let the run resume"),
+    ("config.yaml", b"arch: [unclosed", "restore it, or delete"),
+])  # fmt: skip
+def test_unreadable_run_file_is_one_line_and_kept(tiny_batches, tmp_path, monkeypatch, file, content, fix):
+    cfg, run = interrupted_run(tiny_batches, tmp_path, monkeypatch)
+    (run.path / file).write_bytes(content)
+    before = {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()}
+    with pytest.raises(RunFileError) as refused:
+        train(cfg)
+    message = str(refused.value)
+    assert "\n" not in message and "unreadable" in message and file in message and fix in message
+    assert {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()} == before, "nothing is overwritten"
+
+
+def test_corrupt_checkpoint_from_the_command_line(tiny_batches, tmp_path, monkeypatch):
+    cfg, run = interrupted_run(tiny_batches, tmp_path, monkeypatch)
+    run.checkpoint.write_bytes(run.checkpoint.read_bytes()[:-100])  # a torn file
+    result = run_py(*tiny_overrides(tiny_batches, tmp_path), "depth=8")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert len(result.stderr.strip().splitlines()) == 1 and "unreadable checkpoint" in result.stderr
+    assert run.checkpoint.is_file() and run.status()["state"] == "running"
+
+
+class Submitted(Exception):
+    """Raised where the launcher would wait for the Slurm jobs."""
+
+
+def test_slurm_launcher_defaults_reach_sbatch(tmp_path, monkeypatch):
+    """No Slurm here: stand-in srun and sbatch let hydra-submitit-launcher submit for real,
+    and the batch script it hands to sbatch is read back."""
+    import submitit
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\n")
+    (bin_dir / "sbatch").write_text(f'#!/bin/sh\ncp "$1" {tmp_path}/job.sh\necho "Submitted batch job 42"\n')
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["hydra/launcher=slurm", f"out_dir={tmp_path}"], return_hydra_config=True)
+    launcher = instantiate(cfg.hydra.launcher)
+    launcher.setup(hydra_context=None, task_function=None, config=cfg)
+    monkeypatch.setattr(submitit.slurm.slurm.SlurmJob, "results", lambda job: (_ for _ in ()).throw(Submitted()))
+    with pytest.raises(Submitted):
+        launcher.launch([["seed=0"], ["seed=1"]], initial_job_idx=0)
+    script = (tmp_path / "job.sh").read_text()
+    for flag in ("--gpus-per-node=1", "--ntasks-per-node=1", "--time=1440", "--signal=USR2@120", "--requeue", "--array=0-1"):
+        assert f"#SBATCH {flag}" in script, flag
+    # On timeout, submitit calls the launcher's checkpoint(), which resubmits the same job: the run resumes.
+    assert callable(getattr(launcher, "checkpoint", None)) and cfg.hydra.launcher.max_num_timeout > 0
