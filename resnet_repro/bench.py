@@ -1,0 +1,404 @@
+"""Training throughput, three ways, in one run on one machine:
+
+  (a) project    the real training path: TrainBatches + Classifier + the pl.Trainer a run builds
+                 (train.build_module / train.build_trainer, so every speed switch in conf/config.yaml applies)
+  (b) bare loop  the same module, optimizer, schedule and TrainBatches, stepped in a plain PyTorch loop
+  (c) reference  the way public CIFAR reproductions train (akamaster/pytorch_resnet_cifar10 style):
+                 torchvision's CIFAR10 dataset object with PIL transforms (RandomHorizontalFlip,
+                 RandomCrop(32, 4), ToTensor, Normalize) in a DataLoader, the same network in eager
+                 NCHW fp32, a plain loop with a per-step loss.item() and accuracy
+
+Images per second are timed after warm-up, between the end of step `warmup` and the end of
+step `warmup + steps`, data loading included. The paths are measured in turn, `repeats`
+times in a rotating order (so a change in machine load hits all of them alike), and the
+median is reported. The reference reads the same uint8 images: they are written to a temporary
+cifar-10-batches-py folder that torchvision's CIFAR10 class reads itself (only its md5 check
+of the official files is skipped, since a JPEG copy or generated images cannot match it).
+
+    python -m resnet_repro.bench --data-root /tmp/cifar10            # real data (any layout data.py reads)
+    python -m resnet_repro.bench                                      # generated images
+    python -m resnet_repro.bench --set trainer.compile=true --depths 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import logging
+import os
+import pickle
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+
+from .data import CLASSES, Split, TrainBatches, load_cifar10, split_cifar10
+from .models import build_model
+from .train import build_module, build_trainer, precision
+
+REPO = Path(__file__).resolve().parents[1]
+# The reference's input normalisation, as akamaster/pytorch_resnet_cifar10 writes it (ImageNet's mean/std).
+REFERENCE_MEAN, REFERENCE_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+# --------------------------------------------------------------------------- setup
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """conf/config.yaml with these overrides, as run.py would see it."""
+    from hydra import compose, initialize_config_dir
+
+    from . import runs  # noqa: F401  (registers the run_name resolver)
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+def generated_split(n_train: int = 45000, seed: int = 0) -> Split:
+    """Random images in CIFAR-10's shape: every path's cost is independent of the pixel values."""
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n_train, 3, 32, 32), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, 10, (n_train,), generator=g)
+    empty = images[:0]
+    return Split(images, labels, empty, labels[:0], empty, labels[:0], images.float().mean(0) / 255, "generated images")
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def resolved_device(cfg: DictConfig) -> torch.device:
+    accelerator = cfg.trainer.accelerator
+    if accelerator == "auto":
+        accelerator = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(accelerator)
+
+
+@contextlib.contextmanager
+def quiet():
+    """Hide Lightning's banner and the progress bar's output (the bar still runs: it is part of the path)."""
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+# --------------------------------------------------------------------------- the three paths
+
+
+class _Clock(pl.Callback):
+    """Stamps the end of step `warmup` and of step `warmup + steps` (one device sync at each, none between)."""
+
+    def __init__(self, warmup: int, steps: int, device: torch.device):
+        self.warmup, self.steps, self.device = warmup, steps, device
+        self.start = self.end = None
+
+    def on_train_batch_end(self, trainer, *_):
+        if trainer.global_step in (self.warmup, self.warmup + self.steps):
+            sync(self.device)
+            if trainer.global_step == self.warmup:
+                self.start = time.perf_counter()
+            else:
+                self.end = time.perf_counter()
+
+
+class ProjectPath:
+    """(a) What `train.py` runs: build_module + build_trainer + TrainBatches, through trainer.fit."""
+
+    name = "a"
+
+    def __init__(self, cfg: DictConfig, split: Split, root_dir: Path):
+        self.cfg, self.split, self.root_dir = cfg, split, root_dir
+        self.module = build_module(cfg)  # kept across repeats: a compiled model compiles once
+
+    def measure(self, warmup: int, steps: int) -> float:
+        device = resolved_device(self.cfg)
+        clock = _Clock(warmup, steps, device)
+        trainer = build_trainer(self.cfg, self.root_dir, callbacks=[clock])
+        batches = TrainBatches(self.split.train_images, self.split.train_labels, self.split.mean_image, self.cfg.batch_size,
+                               self.cfg.seed, start_step=lambda: trainer.global_step, device=trainer.strategy.root_device,
+                               channels_last=self.cfg.trainer.channels_last)  # fmt: skip
+        with quiet():
+            trainer.fit(self.module, train_dataloaders=batches)
+        return steps * self.cfg.batch_size / (clock.end - clock.start)
+
+
+class BareLoop:
+    """(b) The same module (model, compile, memory format), optimizer, lr schedule and TrainBatches, no Lightning."""
+
+    name = "b"
+
+    def __init__(self, cfg: DictConfig, split: Split, module: pl.LightningModule):
+        self.cfg, self.split, self.module = cfg, split, module
+        self.device = resolved_device(cfg)
+        mode = precision(cfg, self.device.type)
+        if mode not in ("32-true", "32", "bf16-mixed"):
+            raise ValueError(f"the bare loop knows precision 32-true and bf16-mixed, not {mode}")
+        self.autocast = mode == "bf16-mixed"
+
+    def measure(self, warmup: int, steps: int) -> float:
+        module = self.module.to(self.device).train()
+        configured = module.configure_optimizers()
+        optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
+        batches = iter(TrainBatches(self.split.train_images, self.split.train_labels, self.split.mean_image,
+                                    self.cfg.batch_size, self.cfg.seed, device=self.device,
+                                    channels_last=self.cfg.trainer.channels_last))  # fmt: skip
+        start = None
+        for i in range(warmup + steps):
+            images, labels = next(batches)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                loss = F.cross_entropy(module(images), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            if i == warmup - 1:
+                sync(self.device)
+                start = time.perf_counter()
+        sync(self.device)
+        return steps * self.cfg.batch_size / (time.perf_counter() - start)
+
+
+def write_batches(images: torch.Tensor, labels: torch.Tensor, root: Path) -> Path:
+    """torchvision's cifar-10-batches-py/data_batch_1..5 holding these uint8 NCHW images."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    data = images.reshape(len(images), -1).numpy()
+    for i, part in enumerate(np.array_split(np.arange(len(labels)), 5), start=1):
+        batch = {"data": data[part], "labels": labels[part].tolist()}
+        (folder / f"data_batch_{i}").write_bytes(pickle.dumps(batch, protocol=4))
+    return root
+
+
+def reference_dataset(root: Path, transform: Callable):
+    import torchvision
+
+    class CIFAR10(torchvision.datasets.CIFAR10):
+        """torchvision's CIFAR10 as it is; only the md5 checks of the official files are skipped."""
+
+        def _check_integrity(self) -> bool:
+            return True
+
+        def _load_meta(self) -> None:
+            self.classes = list(CLASSES)
+            self.class_to_idx = {name: i for i, name in enumerate(CLASSES)}
+
+    return CIFAR10(str(root), train=True, transform=transform)
+
+
+class Reference:
+    """(c) A public reproduction's training loop (akamaster/pytorch_resnet_cifar10's train())."""
+
+    def __init__(self, depth: int, data_root: Path, workers: int, device: torch.device, batch_size: int = 128):
+        import torchvision.transforms as T
+
+        self.name = f"c{workers}"
+        self.device, self.workers = device, workers
+        transform = T.Compose([
+            T.RandomHorizontalFlip(), T.RandomCrop(32, 4), T.ToTensor(), T.Normalize(REFERENCE_MEAN, REFERENCE_STD),
+        ])  # fmt: skip
+        self.dataset = reference_dataset(data_root, transform)
+        self.loader = torch.utils.data.DataLoader(self.dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
+                                                  pin_memory=device.type == "cuda")  # fmt: skip
+        self.model = build_model("resnet", depth).to(device)  # eager, NCHW, fp32
+        self.criterion = torch.nn.CrossEntropyLoss().to(device)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), 0.1, momentum=0.9, weight_decay=1e-4)
+
+    def batches(self):
+        while True:  # epochs, each with a fresh shuffle (and, as in the reference, fresh workers)
+            yield from self.loader
+
+    def measure(self, warmup: int, steps: int) -> float:
+        self.model.train()
+        batches = self.batches()  # workers start here: inside the warm-up, not the timed steps
+        start, seen = None, 0
+        for i in range(warmup + steps):
+            images, target = next(batches)
+            target, images = target.to(self.device), images.to(self.device)
+            output = self.model(images)
+            loss = self.criterion(output, target)
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            prec1 = (output.argmax(1) == target).float().mean() * 100
+            loss.item(), prec1.item()  # the reference's per-step AverageMeter updates
+            if i == warmup - 1:
+                sync(self.device)
+                start = time.perf_counter()
+            elif i >= warmup:
+                seen += len(target)
+        sync(self.device)
+        elapsed = time.perf_counter() - start
+        batches.close()  # shuts the workers down before the next path is timed
+        return seen / elapsed
+
+
+# --------------------------------------------------------------------------- machine and report
+
+
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    import torchvision
+
+    return {
+        "cpu": cpu, "cores": str(cores), "torch threads": str(torch.get_num_threads()), "gpu": gpu,
+        "torch": torch.__version__, "torchvision": torchvision.__version__, "pytorch_lightning": pl.__version__,
+        "python": platform.python_version(),
+    }  # fmt: skip
+
+
+def default_out(info: dict[str, str]) -> Path:
+    slug = "".join(ch if ch.isalnum() else "-" for ch in info["cpu"].lower()).strip("-")
+    slug = "-".join(part for part in slug.split("-") if part)
+    name = f"{slug}-{info['cores']}c"
+    if info["gpu"] != "none":
+        name += "-" + "-".join(p for p in "".join(c if c.isalnum() else "-" for c in info["gpu"].lower()).split("-") if p)
+    return REPO / "results" / "bench" / f"{name}.md"
+
+
+def load_text() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+@dataclass
+class Row:
+    depth: int
+    path: str
+    repeat: int
+    images_per_s: float
+    load: str
+
+
+LABELS = {"a": "(a) project, Lightning", "b": "(b) bare loop"}
+
+
+def label(path: str) -> str:
+    return LABELS.get(path) or f"(c) reference, {path[1:]} workers"
+
+
+def render(rows: list[Row], info: dict, settings: dict, loads: list[str]) -> str:
+    depths = sorted({r.depth for r in rows})
+    paths = list(dict.fromkeys(r.path for r in rows))
+    refs = [p for p in paths if p.startswith("c")]
+    median = {(d, p): statistics.median(r.images_per_s for r in rows if r.depth == d and r.path == p) for d in depths for p in paths}
+    spread = {(d, p): [r.images_per_s for r in rows if r.depth == d and r.path == p] for d in depths for p in paths}
+    lines = ["# Training throughput (images/second, after warm-up)", ""]
+    lines += [f"- {k}: {v}" for k, v in info.items()]
+    lines += [f"- {k}: {v}" for k, v in settings.items()]
+    lines += [f"- load average (1, 5, 15 min) before each depth and at the end: {' | '.join(loads)}", ""]
+    head = ["net", *[label(p) for p in paths], "a/c", "a/b"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for d in depths:
+        best_c = max((median[d, p] for p in refs), default=float("nan"))
+        cells = [f"ResNet-{d}", *[f"{median[d, p]:.0f}" for p in paths],
+                 f"{median[d, 'a'] / best_c:.2f}" if refs else "-", f"{median[d, 'a'] / median[d, 'b']:.2f}"]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Medians over the repeats; a/c divides by the fastest reference setting. Every repeat:", ""]
+    for d in depths:
+        lines.append(f"- ResNet-{d}: " + "; ".join(f"{p} " + ", ".join(f"{x:.0f}" for x in spread[d, p]) for p in paths))
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(prog="python -m resnet_repro.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", help="CIFAR-10 in any layout data.py reads; default: generated images")
+    parser.add_argument("--depths", default="20,56", help="ResNet depths (default 20,56)")
+    parser.add_argument("--steps", type=int, default=12, help="timed steps per measurement (default 12)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps before each measurement (default 3)")
+    parser.add_argument("--repeats", type=int, default=3, help="measurements of each path, interleaved (default 3)")
+    parser.add_argument("--ref-workers", default="4", help="DataLoader workers of the reference, a list: 0,2,4 (default 4, "
+                        "akamaster's default)")  # fmt: skip
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override for (a) and (b), e.g. --set trainer.compile=true")  # fmt: skip
+    parser.add_argument("--out", help="markdown file (a .csv of every measurement is written beside it); "
+                        "default results/bench/<cpu>-<cores>c[-<gpu>].md")  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.warmup < 1 or args.steps < 1 or args.repeats < 1:
+        parser.error("--warmup, --steps and --repeats must be at least 1")
+
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    depths = [int(d) for d in args.depths.split(",")]
+    workers = [int(w) for w in args.ref_workers.split(",")]
+    base = compose_config([f"steps={args.warmup + args.steps}", *args.set])
+    if args.data_root:
+        split = split_cifar10(load_cifar10(args.data_root, cache_dir=base.data.cache_dir), base.data.val_size, base.data.split_seed)
+    else:
+        split = generated_split()
+    info = machine()
+    settings = {
+        "data": f"{split.source}, {len(split.train_labels)} training images" + (f" ({args.data_root})" if args.data_root else ""),
+        "project path (a, b)": f"channels_last={base.trainer.channels_last}, compile={base.trainer.compile}, "
+        f"precision={precision(base, resolved_device(base).type)}, batch {base.batch_size}, progress bar={base.trainer.progress_bar}",
+        "reference (c)": "torchvision CIFAR10 (read from a generated cifar-10-batches-py of the same images) + PIL transforms, "
+        f"DataLoader workers {args.ref_workers}, eager NCHW fp32",
+        "timing": f"{args.warmup} warm-up + {args.steps} timed steps per measurement, {args.repeats} repeats interleaved",
+        "command": "python -m resnet_repro.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }  # fmt: skip
+    print("\n".join(f"{k}: {v}" for k, v in {**info, **settings}.items()), flush=True)
+
+    rows: list[Row] = []
+    loads: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="resnet-bench-") as tmp:
+        ref_root = write_batches(split.train_images, split.train_labels, Path(tmp) / "cifar10")
+        for depth in depths:
+            loads.append(load_text())
+            cfg = compose_config([f"depth={depth}", "arch=resnet", f"steps={args.warmup + args.steps}", *args.set])
+            project = ProjectPath(cfg, split, Path(tmp) / "lightning")
+            paths = [project, BareLoop(cfg, split, project.module),
+                     *(Reference(depth, ref_root, w, resolved_device(cfg), cfg.batch_size) for w in workers)]  # fmt: skip
+            for repeat in range(args.repeats):
+                k = repeat % len(paths)
+                for path in paths[k:] + paths[:k]:
+                    value = path.measure(args.warmup, args.steps)
+                    rows.append(Row(depth, path.name, repeat, value, load_text()))
+                    print(f"ResNet-{depth} repeat {repeat}: {label(path.name)}: {value:.1f} img/s (load {rows[-1].load})", flush=True)
+    loads.append(load_text())
+
+    table = render(rows, info, settings, loads)
+    print("\n" + table)
+    out = Path(args.out) if args.out else default_out(info)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(table)
+    with open(out.with_suffix(".csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["depth", "path", "repeat", "images_per_s", "load_after"])
+        writer.writerows([r.depth, label(r.path), r.repeat, f"{r.images_per_s:.2f}", r.load] for r in rows)
+    print(f"wrote {out} and {out.with_suffix('.csv')}")
+    return table
+
+
+if __name__ == "__main__":
+    main()
