@@ -3,8 +3,9 @@
 A response is the output of the BN that follows a 3x3 conv, before the ReLU or
 the shortcut's addition (`CifarNet.response_layers()`), in eval mode (BN's
 running statistics), over every test image, channel and pixel of that layer:
-one number per layer, in layer order. Sums are kept in float64 batch by batch,
-so the whole test set never has to sit in memory at once.
+one number per layer, in layer order. Each batch contributes its mean and
+variance, combined exactly at the end, so the test set never has to sit in
+memory as activations.
 
 Reads a run directory only: its config.yaml (net, where the data is) and its
 last.ckpt. No training code is imported.
@@ -32,16 +33,14 @@ class Unavailable(RuntimeError):
 def response_stds(model: CifarNet, batches) -> list[float]:
     """Std of each response layer's output over all images, channels and pixels (population std)."""
     layers = model.response_layers()
-    device = next(model.parameters()).device
-    # per layer: count, sum, sum of squares; kept on the device, read once at the end
-    sums = torch.zeros(len(layers), 3, dtype=torch.float64, device=device)
+    # Per layer and batch: element count, variance and mean (one cheap reduction; no sync until the end).
+    counts: list[list[int]] = [[] for _ in layers]
+    moments: list[list[torch.Tensor]] = [[] for _ in layers]
 
     def record(i):
         def hook(module, inputs, output):
-            x = output.double()
-            sums[i, 0] += x.numel()
-            sums[i, 1] += x.sum()
-            sums[i, 2] += x.square().sum()
+            counts[i].append(output.numel())
+            moments[i].append(torch.stack(torch.var_mean(output.float(), correction=0)))
 
         return hook
 
@@ -55,11 +54,16 @@ def response_stds(model: CifarNet, batches) -> list[float]:
         model.train(was_training)
         for handle in handles:
             handle.remove()
-    count, total, squares = sums.cpu().unbind(1)
-    if not (count > 0).all():
+    if not counts[0]:
         raise Unavailable("no test images were seen")
-    variance = (squares / count - (total / count) ** 2).clamp_min(0)
-    return variance.sqrt().tolist()
+    stds = []
+    for n, per_batch in zip(counts, moments):
+        n = torch.tensor(n, dtype=torch.float64)
+        variance, mean = torch.stack(per_batch).double().cpu().unbind(1)
+        overall = (n * mean).sum() / n.sum()
+        # law of total variance: within-batch variance plus the spread of the batch means; no cancellation
+        stds.append(((n * (variance + (mean - overall) ** 2)).sum() / n.sum()).sqrt().item())
+    return stds
 
 
 def load_model(checkpoint: str | os.PathLike, arch: str, depth: int, shortcut: str | None) -> CifarNet:

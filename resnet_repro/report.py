@@ -18,6 +18,7 @@ and the others are named; report a sweep's own folder to see those.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import subprocess
@@ -30,6 +31,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pandas as pd
+import torch
 from hydra.experimental.callback import Callback
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -159,12 +161,13 @@ def settings_differing(settings: dict) -> dict:
     return {k: (settings.get(k), paper.get(k)) for k in keys if settings.get(k) != paper.get(k)}
 
 
-def dataset_label(run: RunDir) -> str:
-    """What the run trained on, as training recorded it (e.g. 'CIFAR-10 (JPEG q75 copy)')."""
+def dataset_label(run: RunDir, cfg: DictConfig) -> str:
+    """What the run trained on, as training recorded it (e.g. 'CIFAR-10 (JPEG q75 copy)');
+    runs made before training recorded it say so, with where their data was."""
     try:
-        return (run.path / "dataset.txt").read_text().strip() or "dataset not recorded"
+        return (run.path / "dataset.txt").read_text().strip()
     except OSError:
-        return "dataset not recorded"
+        return f"dataset not recorded (data.root={cfg.data.root})"
 
 
 def collect_nets(root: Path) -> tuple[list[Net], list[str]]:
@@ -173,12 +176,13 @@ def collect_nets(root: Path) -> tuple[list[Net], list[str]]:
     infos = []
     for run, rows in df.groupby("run", sort=True):
         folder = RunDir(root / run)
-        settings = learned_settings(OmegaConf.load(folder.config_file))
+        cfg = OmegaConf.load(folder.config_file)
+        settings = learned_settings(cfg)
         first = rows.iloc[0]
         infos.append({
             "run": run, "sweep": first.sweep, "arch": first.arch, "depth": int(first.depth),
             "shortcut": first.shortcut, "steps": int(first.steps), "seed": int(first.seed), "status": first.status,
-            "last_step": int(rows.step.max()), "dataset": dataset_label(folder),
+            "last_step": int(rows.step.max()), "dataset": dataset_label(folder, cfg),
             "settings": json.dumps(settings, sort_keys=True, default=str),
         })  # fmt: skip
     notes: list[str] = []
@@ -386,7 +390,7 @@ def figure6(nets: list[Net], out: Path, ymax: float, commit: str) -> tuple[list[
                 continue
             lowest, mixed = [], len({n.steps for n in panel}) > 1
             for n in panel:
-                draw(ax, n, "train", (0, (4, 2.5)), TRAIN_LW)
+                lowest.append(draw(ax, n, "train", (0, (4, 2.5)), TRAIN_LW))
                 lowest.append(draw(ax, n, "test", "-", TEST_LW, n.legend_label(steps=mixed)))
             style_axes(ax, panel, ymax, lowest)
             note = steps_note(panel)
@@ -445,7 +449,11 @@ def figure7(nets: list[Net], stats: pd.DataFrame, out: Path, commit: str, n_imag
             label = net.name + (f" ({'; '.join(notes)})" if notes else "")
             for ax, values in ((top, ordered), (bottom, sorted_)):
                 x = np.arange(1, len(values) + 1)
-                ax.plot(x, values.mean(1), color=net.colour, ls=ls, lw=1.8, label=label, marker="o", ms=2.5)
+                # plain nets dashed and on top, so a ResNet of the same depth cannot hide them
+                zorder = 3 if net.arch == "plain" else 2
+                ax.plot(
+                    x, values.mean(1), color=net.colour, ls=ls, lw=1.8, label=label, marker="o", ms=2.5, zorder=zorder
+                )
                 if values.shape[1] > 1:
                     ax.fill_between(x, values.min(1), values.max(1), color=net.colour, alpha=0.15, lw=0)
         top.set_title("in layer order")
@@ -588,6 +596,7 @@ def make_report(
     device: str = "cpu",
     figure7_images: int | None = None,
     verbose: bool = True,
+    command: str | None = None,
 ) -> Report:
     """Every artifact the runs under `root` allow, into `out_dir` (default <root>/report)."""
     root = Path(root)
@@ -602,7 +611,7 @@ def make_report(
     if not nets:
         report.skipped.append(f"everything: no runs with metrics under {root}")
     provenance = {"generated": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                  "runs_root": str(root.resolve()), "code_commit": commit, "command": " ".join(sys.argv),
+                  "runs_root": str(root.resolve()), "code_commit": commit, "command": command or " ".join(sys.argv),
                   "artifacts": {}}  # fmt: skip
 
     def record(name: str, paths: list[Path], shown: list[Net], **extra) -> None:
@@ -613,13 +622,22 @@ def make_report(
             **extra,
         }
 
-    if nets:
-        for name, make in (("figure1", figure1), ("figure6", figure6)):
+    @contextlib.contextmanager
+    def attempt(what: str):
+        """One artifact's unexpected failure is reported in a line, and the others are still made."""
+        try:
+            yield
+        except Exception as e:
+            report.skipped.append(f"{what}: failed ({type(e).__name__}: {e})")
+
+    for name, make in (("figure1", figure1), ("figure6", figure6)) if nets else ():
+        with attempt(name.replace("figure", "Figure ")):
             paths, skipped, shown = make(nets, out, ymax, commit)
             report.skipped += skipped
             if paths:
                 record(name, paths, shown, ymax=ymax)
 
+    with attempt("Table 6"):
         table, skipped = table6_rows(nets, commit)
         report.skipped += skipped
         if table.empty:
@@ -629,9 +647,10 @@ def make_report(
             (out / "table6.md").write_text(table6_markdown(table, nets, commit))
             record("table6", [out / "table6.md", out / "table6.csv"], [n for n in nets if not n.done.empty])
 
+    with attempt("Figure 7"):
         if not figure7_on:
             report.skipped.append("Figure 7: turned off (--no-figure7)")
-        else:
+        elif nets:
             stats, skipped = figure7_stats(nets, data_root, device, figure7_images, verbose)
             report.skipped += skipped
             if stats.empty:
@@ -667,19 +686,13 @@ class ReportCallback(Callback):
             return
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
-            device = "cuda" if _cuda_available() else "cpu"
-            make_report(sweep_dir, sweep_dir / "report", device=device)
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+            make_report(sweep_dir, sweep_dir / "report", device=device, command=f"end of sweep {sweep_dir}")
         except Exception as e:
             print(
                 f"report failed ({type(e).__name__}: {e}); retry with: python -m resnet_repro.report {sweep_dir}",
                 file=sys.stderr,
             )
-
-
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -698,10 +711,22 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--ymax {args.ymax:g} must be positive, e.g. --ymax 100")
     if args.figure7_images is not None and args.figure7_images <= 0:
         parser.error(f"--figure7-images {args.figure7_images} must be positive, or left out for all test images")
-    device = ("cuda" if _cuda_available() else "cpu") if args.device == "auto" else args.device
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    try:
+        if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+            parser.error(f"--device {device}: no CUDA device here; use --device cpu (or auto)")
+    except RuntimeError:
+        parser.error(f"--device {device} is not a device torch knows; use auto, cpu or cuda")
     try:
         report = make_report(
-            args.root, args.out, args.ymax, not args.no_figure7, args.data_root, device, args.figure7_images
+            args.root,
+            args.out,
+            args.ymax,
+            not args.no_figure7,
+            args.data_root,
+            device,
+            args.figure7_images,
+            command=" ".join(["python -m resnet_repro.report", *(argv if argv is not None else sys.argv[1:])]),
         )
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
