@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
+import time
 import traceback
 import uuid
 from collections import Counter
@@ -32,6 +32,7 @@ from .train import ConfigError, train
 # The folder where this sweep's jobs write their outcomes: set when the sweep starts, inherited by
 # every job it launches (joblib and submitit start their processes with this environment; sbatch
 # passes it on). Its own folder per sweep, so two sweeps into one out_dir at once keep theirs apart.
+# The folders are kept, a record of each launch: deleting a folder could break a reader walking the tree.
 OUTCOMES_ENV = "RESNET_REPRO_OUTCOMES"
 BAD_INPUT = (ConfigError, ConfigMismatch, RunFileError)
 
@@ -68,17 +69,13 @@ class SweepSummary(Callback):
     """Prints done / failed / diverged / invalid counts when a sweep ends; exits 1 if any failed or was invalid."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        folder = Path(str(config.hydra.sweep.dir)).resolve() / ".outcomes" / uuid.uuid4().hex[:12]
+        launch = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        folder = Path(str(config.hydra.sweep.dir)).resolve() / ".outcomes" / launch
         os.environ[OUTCOMES_ENV] = str(folder)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         folder = Path(os.environ.pop(OUTCOMES_ENV))
         records = [json.loads(p.read_text()) for p in sorted(folder.glob("job*.json"), key=lambda p: int(p.stem[3:]))]
-        shutil.rmtree(folder, ignore_errors=True)
-        try:
-            folder.parent.rmdir()  # .outcomes/, unless another sweep is using it right now
-        except OSError:
-            pass
         counts = Counter(r["state"] for r in records)
         print(f"\nsweep {config.hydra.sweep.dir}: {len(records)} runs: "
               + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))  # fmt: skip

@@ -40,7 +40,7 @@ def check_config(cfg: DictConfig) -> None:
     positive = {"steps": cfg.steps, "batch_size": cfg.batch_size, "eval_every": cfg.eval_every, "log_every": cfg.log_every,
                 "trainer.checkpoint_every": cfg.trainer.checkpoint_every, "trainer.eval_batch_size": cfg.trainer.eval_batch_size}  # fmt: skip
     for key, value in positive.items():
-        if not isinstance(value, int) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ConfigError(f"{key}={value} must be a positive whole number")
     if cfg.eval_every > cfg.steps:
         raise ConfigError(f"eval_every={cfg.eval_every} is larger than steps={cfg.steps}; set eval_every <= steps")
@@ -96,6 +96,9 @@ class RunRecorder(pl.Callback):
         self.diverged = False
 
     def on_train_start(self, trainer, module):
+        # The directory is bound to its config once training starts, not before: a run that fails
+        # to start (a bad setting) leaves no config behind to refuse the corrected one.
+        self.run.save_config(self.cfg)
         step = trainer.global_step  # restored from the checkpoint by now (it is still 0 in on_fit_start)
         self.rows = self.run.read_metrics(up_to_step=step)  # rows past the checkpoint are redone
         self.elapsed_before = float(self.rows[-1]["elapsed_s"]) if self.rows else 0.0
@@ -174,12 +177,10 @@ def _fit(cfg: DictConfig, run: RunDir) -> str:
     try:
         data = load_cifar10(cfg.data.root, download=cfg.data.download, cache_dir=cfg.data.cache_dir)
         split = split_cifar10(data, cfg.data.val_size, cfg.data.split_seed)
-    except DataError as e:
-        raise ConfigError(str(e)) from None
-    run.save_config(cfg)
-    atomic_write(run.path / "dataset.txt", split.source + "\n")  # what the data was, for the report's figures
-    try:
+        atomic_write(run.path / "dataset.txt", split.source + "\n")  # what the data was, for the report's figures
         return _fit_model(cfg, run, split, resume)
+    except DataError as e:  # the data, or a setting that does not fit it (batch_size): bad input, when found
+        raise ConfigError(str(e)) from None
     except SIGTERMException:
         # Lightning stopped at the end of a step, and the checkpoint holds that step. Exit as a
         # process killed by SIGTERM does: a scheduler or a shell must not take the run for finished.

@@ -1,5 +1,6 @@
 """The training path end to end on tiny data: run.py sweeps, run directories, load_runs, bad input."""
 
+import os
 import subprocess
 import sys
 
@@ -13,7 +14,9 @@ from resnet_repro.train import ConfigError, check_config, train, warmup_on
 
 
 def run_py(*args, cwd=REPO):
-    return subprocess.run([sys.executable, str(REPO / "run.py"), *args], cwd=cwd, capture_output=True, text=True)
+    # One thread: on a small shared machine, several threads per run mostly wait on each other.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, str(REPO / "run.py"), *args], cwd=cwd, env=env, capture_output=True, text=True)
 
 
 def test_sweep_of_four_runs_through_run_py(tiny_batches, tmp_path):
