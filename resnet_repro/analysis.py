@@ -114,8 +114,10 @@ def run_response_stds(
                                                   int(cfg.data.val_size), int(cfg.data.split_seed))  # fmt: skip
     except DataError as e:
         raise Unavailable(f"{e} (or pass --data-root)") from None
-    if max_images is not None:
-        images, labels = images[:max_images], labels[:max_images]
+    if max_images is not None and max_images < len(labels):
+        # a fixed random subset: the test set may be sorted by class, so its first images are not a sample
+        keep = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:max_images].sort().values
+        images, labels = images[keep], labels[keep]
     model = load_model(run.checkpoint, cfg.arch, int(cfg.depth), cfg.get("shortcut")).to(device)
     batches = EvalBatches(images, labels, mean_image, batch_size, device=device, channels_last=False)
     return response_stds(model, batches)

@@ -657,7 +657,9 @@ def make_report(
                 report.skipped.append("Figure 7: needs a finished run with its checkpoint and data")
             else:
                 stats.to_csv(out / "figure7.csv", index=False)
-                n_images = f"first {figure7_images} test images" if figure7_images else "all test images"
+                n_images = (
+                    f"a fixed random {figure7_images} of the test images" if figure7_images else "all test images"
+                )
                 paths = figure7(nets, stats, out, commit, n_images)
                 shown = [n for n in nets if (stats.net == n.name).any()]
                 record("figure7", [*paths, out / "figure7.csv"], shown, images=n_images)
@@ -704,7 +706,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--data-root", help="CIFAR-10 location for Figure 7, instead of each run's data.root")
     parser.add_argument("--device", default="auto", help="device for Figure 7's forward passes: auto, cpu, cuda")
-    parser.add_argument("--figure7-images", type=int, help="use only the first N test images for Figure 7 (faster)")
+    parser.add_argument(
+        "--figure7-images", type=int, help="use a fixed random N of the test images for Figure 7 (faster)"
+    )
     parser.add_argument("--no-figure7", action="store_true", help="skip Figure 7 (it runs every final checkpoint)")
     args = parser.parse_args(argv)
     if args.ymax <= 0:
