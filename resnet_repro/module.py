@@ -17,6 +17,17 @@ def lr_factor(step: int, steps: int, milestones: list[float], decay: float) -> f
     return decay ** sum(step >= round(m * steps) for m in milestones)
 
 
+def compiled(model: nn.Module, compile: bool | str) -> nn.Module:
+    """`model`, compiled once with static shapes (batches are all alike: drop_last) when `compile` says so:
+    true = torch.compile's default mode; a mode name ("reduce-overhead", "max-autotune") picks that mode,
+    both of which use CUDA graphs on a GPU. The compiled step computes what the eager step does
+    (tests/test_fast_path.py); it is a speed switch only."""
+    if compile in (False, None) or str(compile).lower() in ("false", "none", "off"):
+        return model
+    mode = None if compile is True or str(compile).lower() in ("true", "default") else str(compile)
+    return torch.compile(model, mode=mode, dynamic=False)
+
+
 class Classifier(pl.LightningModule):
     def __init__(
         self,
@@ -32,14 +43,14 @@ class Classifier(pl.LightningModule):
         warmup_until_train_error: float = 0.8,
         warmup_check_every: int = 50,
         channels_last: bool = True,
-        compile: bool = False,
+        compile: bool | str = False,
     ):
         super().__init__()
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         # Kept out of the module registry, so the state dict holds the weights once.
-        object.__setattr__(self, "forward_fn", torch.compile(model) if compile else model)
+        object.__setattr__(self, "forward_fn", compiled(model, compile))
         self.steps, self.lr, self.momentum, self.weight_decay = steps, lr, momentum, weight_decay
         self.lr_milestones, self.lr_decay = list(lr_milestones), lr_decay
         self.warmup_lr, self.warmup_until, self.warmup_check_every = warmup_lr, warmup_until_train_error, warmup_check_every

@@ -583,7 +583,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
 
-ARTIFACTS = ("figure1.png", "figure1.pdf", "figure6.png", "figure6.pdf", "figure7.png", "figure7.pdf", "figure7.csv",
+ARTIFACTS = ("curves.csv", "figure1.png", "figure1.pdf", "figure6.png", "figure6.pdf", "figure7.png", "figure7.pdf", "figure7.csv",
              "table6.md", "table6.csv", "provenance.json")  # fmt: skip
 
 
@@ -629,6 +629,10 @@ def make_report(
             yield
         except Exception as e:
             report.skipped.append(f"{what}: failed ({type(e).__name__}: {e})")
+
+    if nets:  # every curve drawn, as tidy rows: what a reader re-plots or checks the figures against
+        pd.concat([n.metrics for n in nets], ignore_index=True).to_csv(out / "curves.csv", index=False)
+        record("curves", [out / "curves.csv"], nets)
 
     for name, make in (("figure1", figure1), ("figure6", figure6)) if nets else ():
         with attempt(name.replace("figure", "Figure ")):

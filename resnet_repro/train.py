@@ -208,10 +208,13 @@ def build_trainer(cfg: DictConfig, root_dir, callbacks: list | None = None) -> p
     if accelerator == "auto":
         accelerator = "cuda" if torch.cuda.is_available() else "cpu"
     progress = [StepProgressBar(refresh_rate=10)] if cfg.trainer.progress_bar else []
+    if cfg.trainer.get("threads"):  # CPU threads of PyTorch's ops (speed only); unset: torch's default, one per core
+        torch.set_num_threads(int(cfg.trainer.threads))
     return pl.Trainer(
         accelerator=accelerator, devices=1, precision=precision(cfg, accelerator), max_steps=cfg.steps,
         max_epochs=-1, limit_val_batches=0, num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
         enable_model_summary=False, enable_progress_bar=bool(progress), deterministic=cfg.trainer.deterministic,
+        benchmark=bool(cfg.trainer.get("cudnn_benchmark", True)) and not cfg.trainer.deterministic,
         default_root_dir=str(root_dir), callbacks=[*progress, *(callbacks or [])],
     )  # fmt: skip
 
