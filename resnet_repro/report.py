@@ -309,6 +309,14 @@ def draw(ax, net: Net, split: str, linestyle: str, linewidth: float, label: str 
     return float(c["mean"].min())
 
 
+def auto_ymax(nets: list[Net]) -> float:
+    """The paper's 0-20% for full-length runs; shortened runs end far higher, so show all of their curves."""
+    errors = [100 * n.metrics.error.max() for n in nets if not n.metrics.empty]
+    if not errors or all(n.steps >= PAPER_STEPS for n in nets):
+        return 20.0
+    return float(min(100, 10 * np.ceil(max(errors) / 10)))
+
+
 def style_axes(ax, nets: list[Net], ymax: float, lowest: list[float]) -> None:
     max_steps = max((n.steps for n in nets), default=PAPER_STEPS)
     ax.set_xlim(0, max_steps / 1e4)
@@ -590,7 +598,7 @@ ARTIFACTS = ("curves.csv", "figure1.png", "figure1.pdf", "figure6.png", "figure6
 def make_report(
     root: str | Path,
     out_dir: str | Path | None = None,
-    ymax: float = 20.0,
+    ymax: float | None = None,
     figure7_on: bool = True,
     data_root: str | Path | None = None,
     device: str = "cpu",
@@ -602,6 +610,8 @@ def make_report(
     root = Path(root)
     out = Path(out_dir) if out_dir is not None else root / "report"
     nets, notes = collect_nets(root)
+    if ymax is None:
+        ymax = auto_ymax(nets)
     if verbose:
         print(f"report of {root} -> {out}", flush=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -706,7 +716,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("root", help="a runs folder (out_dir) or one sweep's folder")
     parser.add_argument("-o", "--out", help="where the artifacts go (default: <root>/report)")
     parser.add_argument(
-        "--ymax", type=float, default=20.0, help="top of the error axis in %% (default 20, as the paper)"
+        "--ymax", type=float, default=None,
+        help="top of the error axis in %% (default: 20 as the paper for full-length runs; for shortened runs, "
+        "enough to show every curve)",
     )
     parser.add_argument("--data-root", help="CIFAR-10 location for Figure 7, instead of each run's data.root")
     parser.add_argument("--device", default="auto", help="device for Figure 7's forward passes: auto, cpu, cuda")
@@ -715,7 +727,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-figure7", action="store_true", help="skip Figure 7 (it runs every final checkpoint)")
     args = parser.parse_args(argv)
-    if args.ymax <= 0:
+    if args.ymax is not None and args.ymax <= 0:
         parser.error(f"--ymax {args.ymax:g} must be positive, e.g. --ymax 100")
     if args.figure7_images is not None and args.figure7_images <= 0:
         parser.error(f"--figure7-images {args.figure7_images} must be positive, or left out for all test images")

@@ -215,3 +215,14 @@ def test_figure7_without_data_is_skipped_with_the_fix(tiny_sweep, tmp_path):
     reasons = [s for s in report.skipped if s.startswith("Figure 7 plain-8 seed 0")]
     assert reasons and "no CIFAR-10 found" in reasons[0] and "--data-root" in reasons[0]
     assert (tmp_path / "out" / "table6.md").is_file()
+
+
+def test_error_axis_is_the_papers_for_full_runs_and_fits_shortened_ones(tmp_path):
+    from resnet_repro.report import auto_ymax, collect_nets
+
+    fake_run(tmp_path / "short", "plain", 56, 0, {"train": [0.91, 0.84], "test": [0.9, 0.83]})
+    assert auto_ymax(collect_nets(tmp_path / "short")[0]) == 100.0  # 91% rounds up to the next 10
+    fake_run(tmp_path / "half", "plain", 20, 0, {"train": [0.61, 0.44], "test": [0.6, 0.45]})
+    assert auto_ymax(collect_nets(tmp_path / "half")[0]) == 70.0
+    fake_run(tmp_path / "full", "resnet", 20, 0, {"train": [0.5, 0.01], "test": [0.5, 0.08]}, steps=2000 * 32)
+    assert auto_ymax(collect_nets(tmp_path / "full")[0]) == 20.0  # the paper's axis
