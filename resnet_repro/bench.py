@@ -47,6 +47,7 @@ from omegaconf import DictConfig
 
 from .data import CLASSES, Split, TrainBatches, load_cifar10, split_cifar10
 from .models import build_model
+from .module import compiled
 from .train import build_module, build_trainer, precision
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,6 +77,11 @@ def generated_split(n_train: int = 45000, seed: int = 0) -> Split:
     return Split(images, labels, empty, labels[:0], empty, labels[:0], images.float().mean(0) / 255, "generated images")
 
 
+def compile_state(cfg: DictConfig) -> str:
+    marker = torch.nn.Identity()  # torch.compile is lazy: nothing is compiled here
+    return "eager" if compiled(marker, cfg.trainer.compile, cfg.steps) is marker else "compiled"
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -101,7 +107,8 @@ def quiet():
 
 
 class _Clock(pl.Callback):
-    """Stamps the end of step `warmup` and of step `warmup + steps` (one device sync at each, none between)."""
+    """Stamps the end of step `warmup` and of step `warmup + steps` (one device sync at each, none between),
+    then stops the run: the config keeps its real length, so its schedule and compile=auto act as in a run."""
 
     def __init__(self, warmup: int, steps: int, device: torch.device):
         self.warmup, self.steps, self.device = warmup, steps, device
@@ -114,26 +121,29 @@ class _Clock(pl.Callback):
                 self.start = time.perf_counter()
             else:
                 self.end = time.perf_counter()
+                trainer.should_stop = True
 
 
 class ProjectPath:
     """(a) What `train.py` runs: build_module + build_trainer + TrainBatches, through trainer.fit."""
 
-    name = "a"
-
-    def __init__(self, cfg: DictConfig, split: Split, root_dir: Path):
-        self.cfg, self.split, self.root_dir = cfg, split, root_dir
+    def __init__(self, cfg: DictConfig, split: Split, root_dir: Path, name: str = "a"):
+        self.cfg, self.split, self.root_dir, self.name = cfg, split, root_dir, name
         self.module = build_module(cfg)  # kept across repeats: a compiled model compiles once
 
     def measure(self, warmup: int, steps: int) -> float:
         device = resolved_device(self.cfg)
         clock = _Clock(warmup, steps, device)
+        threads = torch.get_num_threads()
         trainer = build_trainer(self.cfg, self.root_dir, callbacks=[clock])
         batches = TrainBatches(self.split.train_images, self.split.train_labels, self.split.mean_image, self.cfg.batch_size,
                                self.cfg.seed, start_step=lambda: trainer.global_step, device=trainer.strategy.root_device,
                                channels_last=self.cfg.trainer.channels_last)  # fmt: skip
-        with quiet():
-            trainer.fit(self.module, train_dataloaders=batches)
+        try:
+            with quiet():
+                trainer.fit(self.module, train_dataloaders=batches)
+        finally:
+            torch.set_num_threads(threads)  # trainer.threads of a variant must not leak into the next path
         return steps * self.cfg.batch_size / (clock.end - clock.start)
 
 
@@ -302,6 +312,8 @@ LABELS = {"a": "(a) project, Lightning", "b": "(b) bare loop"}
 
 
 def label(path: str) -> str:
+    if path.startswith("a "):  # a variant of the project path: "a <overrides>"
+        return f"(a) with {path[2:]}"
     return LABELS.get(path) or f"(c) reference, {path[1:]} workers"
 
 
@@ -322,6 +334,11 @@ def render(rows: list[Row], info: dict, settings: dict, loads: list[str]) -> str
         cells = [f"ResNet-{d}", *[f"{median[d, p]:.0f}" for p in paths],
                  f"{median[d, 'a'] / best_c:.2f}" if refs else "-", f"{median[d, 'a'] / median[d, 'b']:.2f}"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
+    variants = [p for p in paths if p.startswith("a ")]
+    if variants:
+        lines += ["", "Variants of the project path, measured in the same rotation (speed relative to (a)):", ""]
+        for d in depths:
+            lines.append(f"- ResNet-{d}: " + "; ".join(f"{label(p)}: {median[d, p] / median[d, 'a']:.2f}" for p in variants))
     lines += ["", "Medians over the repeats; a/c divides by the fastest reference setting. Every repeat:", ""]
     for d in depths:
         lines.append(f"- ResNet-{d}: " + "; ".join(f"{p} " + ", ".join(f"{x:.0f}" for x in spread[d, p]) for p in paths))
@@ -342,6 +359,9 @@ def main(argv: list[str] | None = None) -> str:
                         "akamaster's default)")  # fmt: skip
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for (a) and (b), e.g. --set trainer.compile=true")  # fmt: skip
+    parser.add_argument("--also", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                        help="also time the project path with these overrides, in the same rotation "
+                        "(e.g. --also trainer.compile=true); reported relative to (a)")  # fmt: skip
     parser.add_argument("--out", help="markdown file (a .csv of every measurement is written beside it); "
                         "default results/bench/<cpu>-<cores>c[-<gpu>].md")  # fmt: skip
     args = parser.parse_args(argv)
@@ -352,7 +372,7 @@ def main(argv: list[str] | None = None) -> str:
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     depths = [int(d) for d in args.depths.split(",")]
     workers = [int(w) for w in args.ref_workers.split(",")]
-    base = compose_config([f"steps={args.warmup + args.steps}", *args.set])
+    base = compose_config(args.set)
     if args.data_root:
         split = split_cifar10(load_cifar10(args.data_root, cache_dir=base.data.cache_dir), base.data.val_size, base.data.split_seed)
     else:
@@ -360,10 +380,14 @@ def main(argv: list[str] | None = None) -> str:
     info = machine()
     settings = {
         "data": f"{split.source}, {len(split.train_labels)} training images" + (f" ({args.data_root})" if args.data_root else ""),
-        "project path (a, b)": f"channels_last={base.trainer.channels_last}, compile={base.trainer.compile}, "
+        "project path (a, b)": f"channels_last={base.trainer.channels_last}, compile={base.trainer.compile} "
+        f"({compile_state(base)} for a run of {base.steps} steps), threads={base.trainer.threads or 'torch default'}, "
         f"precision={precision(base, resolved_device(base).type)}, batch {base.batch_size}, progress bar={base.trainer.progress_bar}",
         "reference (c)": "torchvision CIFAR10 (read from a generated cifar-10-batches-py of the same images) + PIL transforms, "
         f"DataLoader workers {args.ref_workers}, eager NCHW fp32",
+        "variants of (a)": "; ".join(args.also) or "none",
+        "thread environment": ", ".join(f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+                                        if k in os.environ) or "OMP_* unset (torch's defaults)",
         "timing": f"{args.warmup} warm-up + {args.steps} timed steps per measurement, {args.repeats} repeats interleaved",
         "command": "python -m resnet_repro.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
     }  # fmt: skip
@@ -375,10 +399,13 @@ def main(argv: list[str] | None = None) -> str:
         ref_root = write_batches(split.train_images, split.train_labels, Path(tmp) / "cifar10")
         for depth in depths:
             loads.append(load_text())
-            cfg = compose_config([f"depth={depth}", "arch=resnet", f"steps={args.warmup + args.steps}", *args.set])
+            cfg = compose_config([f"depth={depth}", "arch=resnet", *args.set])
             project = ProjectPath(cfg, split, Path(tmp) / "lightning")
             paths = [project, BareLoop(cfg, split, project.module),
                      *(Reference(depth, ref_root, w, resolved_device(cfg), cfg.batch_size) for w in workers)]  # fmt: skip
+            for also in args.also:
+                variant = compose_config([f"depth={depth}", "arch=resnet", *args.set, *also.split(",")])
+                paths.append(ProjectPath(variant, split, Path(tmp) / "lightning", name=f"a {also}"))
             for repeat in range(args.repeats):
                 k = repeat % len(paths)
                 for path in paths[k:] + paths[:k]:
