@@ -41,7 +41,7 @@ from omegaconf import DictConfig, OmegaConf
 from .analysis import Unavailable, run_response_stds
 from .models import build_model, count_parameters
 from .results import load_runs
-from .runs import RUNTIME_KEYS, RunDir, run_name
+from .runs import RUNTIME_KEYS, RunDir, flatten, run_name
 
 PAPER_STEPS = 64000
 # The paper's Table 6, test error % (option A shortcuts). ResNet-110 is "best (mean ± std)" of 5 runs.
@@ -125,20 +125,10 @@ class Net:
         return label + (f" ({'; '.join(notes)})" if notes else "")
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def learned_settings(cfg: DictConfig) -> dict:
     """Flat learned settings: the config without runtime keys, the seed and the names derived from them."""
     cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("defaults", "hydra")])  # conf/ has both
-    flat = _flatten(OmegaConf.to_container(cfg, resolve=True))
+    flat = flatten(OmegaConf.to_container(cfg, resolve=True))
     drop = set(RUNTIME_KEYS) | {"seed", "run_id"}
     return {k: v for k, v in flat.items() if not any(k == d or k.startswith(d + ".") for d in drop)}
 

@@ -90,11 +90,12 @@ def _learned(cfg: DictConfig) -> dict:
     return plain
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
+def flatten(d: dict, prefix: str = "") -> dict:
+    """{"optim": {"lr": 0.1}} -> {"optim.lr": 0.1}"""
     out = {}
     for k, v in d.items():
         if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
+            out.update(flatten(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
     return out
@@ -116,12 +117,12 @@ class RunDir:
         if not self.config_file.is_file():
             return
         try:
-            old = _flatten(_learned(OmegaConf.load(self.config_file)))
+            old = flatten(_learned(OmegaConf.load(self.config_file)))
         except Exception as e:
             raise RunFileError(
                 f"unreadable {self.config_file} ({_first_line(e)}); restore it, or delete {self.path} to retrain the run"
             ) from None
-        new = _flatten(_learned(cfg))
+        new = flatten(_learned(cfg))
         changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
         if changed:
             diffs = ", ".join(f"{k}: {old.get(k)} -> {new.get(k)}" for k in changed[:4])
