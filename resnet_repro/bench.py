@@ -261,14 +261,22 @@ class Reference:
 
 
 def machine() -> dict[str, str]:
-    cpu = platform.processor() or platform.machine()
+    cpu, details = platform.processor() or platform.machine(), {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
+            key, _, value = (part.strip() for part in line.partition(":"))
+            if key in ("model name", "cpu family", "model", "flags") and key not in details:
+                details[key] = value
+            if key == "processor" and details:
                 break
     except OSError:
         pass
+    cpu = details.get("model name", cpu)
+    if "cpu family" in details:  # a VM may name only the vendor: family/model say which generation
+        cpu_detail = f"family {details['cpu family']} model {details.get('model', '?')}"
+        cpu_detail += ", AVX-512" if "avx512f" in details.get("flags", "").split() else ""
+    else:
+        cpu_detail = ""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -277,7 +285,7 @@ def machine() -> dict[str, str]:
     import torchvision
 
     return {
-        "cpu": cpu, "cores": str(cores), "torch threads": str(torch.get_num_threads()), "gpu": gpu,
+        "cpu": cpu + (f" ({cpu_detail})" if cpu_detail else ""), "cores": str(cores), "torch threads": str(torch.get_num_threads()), "gpu": gpu,
         "torch": torch.__version__, "torchvision": torchvision.__version__, "pytorch_lightning": pl.__version__,
         "python": platform.python_version(),
     }  # fmt: skip
@@ -339,7 +347,17 @@ def render(rows: list[Row], info: dict, settings: dict, loads: list[str]) -> str
         lines += ["", "Variants of the project path, measured in the same rotation (speed relative to (a)):", ""]
         for d in depths:
             lines.append(f"- ResNet-{d}: " + "; ".join(f"{label(p)}: {median[d, p] / median[d, 'a']:.2f}" for p in variants))
-    lines += ["", "Medians over the repeats; a/c divides by the fastest reference setting. Every repeat:", ""]
+    lines += ["", "Medians over the repeats; a/c divides by the fastest reference setting. The paths of one repeat run",
+              "within a minute or two of each other, so the ratios within each repeat show how much a drift in the",
+              "machine's load moved the medians:", ""]
+    for d in depths:
+        repeats = range(len(spread[d, "a"]))
+        per_c = [spread[d, "a"][r] / max(spread[d, p][r] for p in refs) for r in repeats] if refs else []
+        per_b = [spread[d, "a"][r] / spread[d, "b"][r] for r in repeats]
+        lines.append(f"- ResNet-{d}: a/c per repeat " + ", ".join(f"{x:.2f}" for x in per_c)
+                     + (f" (median {statistics.median(per_c):.2f})" if per_c else "")
+                     + "; a/b per repeat " + ", ".join(f"{x:.2f}" for x in per_b) + f" (median {statistics.median(per_b):.2f})")  # fmt: skip
+    lines += ["", "Every measurement (images/s, in repeat order):", ""]
     for d in depths:
         lines.append(f"- ResNet-{d}: " + "; ".join(f"{p} " + ", ".join(f"{x:.0f}" for x in spread[d, p]) for p in paths))
     return "\n".join(lines) + "\n"
@@ -384,7 +402,7 @@ def main(argv: list[str] | None = None) -> str:
         f"({compile_state(base)} for a run of {base.steps} steps), threads={base.trainer.threads or 'torch default'}, "
         f"precision={precision(base, resolved_device(base).type)}, batch {base.batch_size}, progress bar={base.trainer.progress_bar}",
         "reference (c)": "torchvision CIFAR10 (read from a generated cifar-10-batches-py of the same images) + PIL transforms, "
-        f"DataLoader workers {args.ref_workers}, eager NCHW fp32",
+        f"DataLoader workers {args.ref_workers}, eager NCHW fp32, in this process (so with the same thread environment)",
         "variants of (a)": "; ".join(args.also) or "none",
         "thread environment": ", ".join(f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
                                         if k in os.environ) or "OMP_* unset (torch's defaults)",

@@ -216,3 +216,46 @@ def test_compile_setting():
     # and leaves a short one eager.
     full, short = build_module(make_config()), build_module(make_config(["steps=600"]))
     assert full.forward_fn is not full.model and short.forward_fn is short.model
+
+
+class CountHostReads(pl.Callback):
+    """Counts, between the start of step `first` and the end of step `last`, every Python-level read of a
+    tensor's value on the host (.item(), .tolist(), bool/float/int of a tensor, .numpy()): on a GPU each
+    one would make the step wait for the device."""
+
+    NAMES = ("item", "tolist", "__bool__", "__float__", "__int__", "numpy")
+
+    def __init__(self, monkeypatch, first: int, last: int):
+        self.first, self.last, self.on, self.reads = first, last, False, []
+        for name in self.NAMES:
+            original = getattr(torch.Tensor, name)
+
+            def counted(tensor, *args, _name=name, _original=original, **kwargs):
+                if self.on:
+                    self.reads.append(_name)
+                return _original(tensor, *args, **kwargs)
+
+            monkeypatch.setattr(torch.Tensor, name, counted)
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self.on = self.on or batch_idx == self.first
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.on = self.on and batch_idx != self.last
+
+
+def test_training_steps_never_wait_for_the_device(tmp_path, monkeypatch):
+    """The per-step path (data, step, counters, lr schedule, progress bar) reads nothing back from the device."""
+    steps = 24
+    cfg = make_config(["arch=resnet", "depth=8", "batch_size=16", f"steps={steps}", "trainer.compile=false",
+                       "trainer.accelerator=cpu", "trainer.progress_bar=true"])  # fmt: skip
+    module = build_module(cfg)
+    images = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8)
+    counter = CountHostReads(monkeypatch, first=1, last=steps - 2)  # the progress bar refreshes at steps 10 and 20
+    trainer = build_trainer(cfg, tmp_path, callbacks=[counter])
+    batches = TrainBatches(images, torch.randint(0, 10, (256,)), images.float().mean(0) / 255, cfg.batch_size, seed=0,
+                           start_step=lambda: trainer.global_step)  # fmt: skip
+    trainer.fit(module, train_dataloaders=batches)
+    assert trainer.global_step == steps
+    assert counter.reads == []
+    assert module.pop_train_metrics()["error"] >= 0  # the counters are read at log points: one read for all steps
