@@ -1,16 +1,25 @@
 """A reproduction of the CIFAR-10 degradation experiment of He et al. 2016 (see README.md).
 
-Importing the package sets OMP_WAIT_POLICY=PASSIVE, unless the environment already sets it.
-PyTorch's CPU ops run on OpenMP threads; by default an idle thread spins while it waits for
-the next op, and on a CPU that other processes also use (a shared 2-core machine, a sweep of
-several runs) the spinning threads and the descheduled ones wait on each other: measured on the
-2-core development machine with other jobs running, a ResNet-20 step on 2 threads ran at
-~40-110 images/s with the default policy and ~150-450 with PASSIVE (1 thread: ~170-330).
-The policy does not change what is computed, only how idle threads wait. OpenMP reads it once,
-when PyTorch is first imported, so it cannot be a config option: set OMP_WAIT_POLICY=ACTIVE in
-the environment to get OpenMP's default back (README, Performance).
+Importing the package sets GOMP_SPINCOUNT=30000 unless the environment sets GOMP_SPINCOUNT or
+OMP_WAIT_POLICY itself. PyTorch's CPU ops run on OpenMP (libgomp) threads, and by default a
+thread that waits for the next op spins for up to 300,000 rounds before it sleeps. On a CPU
+that another process also uses, spinning threads and descheduled ones then wait on each
+other. Measured on the 2-core development machine, ResNet-20 steps on 2 threads:
+
+    environment                      machine otherwise idle   one other 2-thread training job
+    libgomp default (300,000)        514-601 img/s            93-146 img/s
+    GOMP_SPINCOUNT=30000             517-570 img/s            159-256 img/s
+    OMP_WAIT_POLICY=PASSIVE (0)      463-493 img/s            195-220 img/s
+
+The setting changes how idle threads wait, never what is computed. OpenMP reads it once, when
+PyTorch is first imported, so it cannot be a config option: set GOMP_SPINCOUNT (or
+OMP_WAIT_POLICY) in the environment to choose another (README, Performance).
 """
 
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# As the user's environment had them, before this package set anything (bench.py runs its
+# public-reproduction-style reference with these).
+USER_THREAD_ENV = {k: os.environ.get(k) for k in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+if USER_THREAD_ENV["GOMP_SPINCOUNT"] is None and USER_THREAD_ENV["OMP_WAIT_POLICY"] is None:
+    os.environ["GOMP_SPINCOUNT"] = "30000"

@@ -31,6 +31,7 @@ import os
 import pickle
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,8 +48,7 @@ from omegaconf import DictConfig
 
 from .data import CLASSES, Split, TrainBatches, load_cifar10, split_cifar10
 from .models import build_model
-from .module import compiled
-from .train import build_module, build_trainer, precision
+from .train import accelerator, build_module, build_trainer, compile_setting, cpu_has_native_bf16, precision
 
 REPO = Path(__file__).resolve().parents[1]
 # The reference's input normalisation, as akamaster/pytorch_resnet_cifar10 writes it (ImageNet's mean/std).
@@ -77,21 +77,13 @@ def generated_split(n_train: int = 45000, seed: int = 0) -> Split:
     return Split(images, labels, empty, labels[:0], empty, labels[:0], images.float().mean(0) / 255, "generated images")
 
 
-def compile_state(cfg: DictConfig) -> str:
-    marker = torch.nn.Identity()  # torch.compile is lazy: nothing is compiled here
-    return "eager" if compiled(marker, cfg.trainer.compile, cfg.steps) is marker else "compiled"
-
-
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def resolved_device(cfg: DictConfig) -> torch.device:
-    accelerator = cfg.trainer.accelerator
-    if accelerator == "auto":
-        accelerator = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(accelerator)
+    return torch.device(accelerator(cfg))
 
 
 @contextlib.contextmanager
@@ -155,7 +147,7 @@ class BareLoop:
     def __init__(self, cfg: DictConfig, split: Split, module: pl.LightningModule):
         self.cfg, self.split, self.module = cfg, split, module
         self.device = resolved_device(cfg)
-        mode = precision(cfg, self.device.type)
+        mode = precision(cfg)
         if mode not in ("32-true", "32", "bf16-mixed"):
             raise ValueError(f"the bare loop knows precision 32-true and bf16-mixed, not {mode}")
         self.autocast = mode == "bf16-mixed"
@@ -216,7 +208,6 @@ class Reference:
     def __init__(self, depth: int, data_root: Path, workers: int, device: torch.device, batch_size: int = 128):
         import torchvision.transforms as T
 
-        self.name = f"c{workers}"
         self.device, self.workers = device, workers
         transform = T.Compose([
             T.RandomHorizontalFlip(), T.RandomCrop(32, 4), T.ToTensor(), T.Normalize(REFERENCE_MEAN, REFERENCE_STD),
@@ -257,6 +248,64 @@ class Reference:
         return seen / elapsed
 
 
+class ReferenceProcess:
+    """(c) in a process of its own, so that it runs with the thread environment a public script gets.
+
+    Importing resnet_repro sets GOMP_SPINCOUNT (see __init__.py): part of the project's fast path,
+    which a public reproduction's script does not have. env="default" starts the reference with
+    the environment as the user gave it (torch imported first, the OpenMP variables as they were
+    before this package set any); env="project" with the project's. The process builds its loader
+    and model once and then waits, idle, for each measurement, so the paths still run in one rotation.
+    """
+
+    def __init__(self, depth: int, data_root: Path, workers: int, device: torch.device, batch_size: int, env: str):
+        from . import USER_THREAD_ENV
+
+        self.name = f"c{workers}" + ("p" if env == "project" else "")
+        environ = dict(os.environ)
+        if env == "default":
+            for key, value in USER_THREAD_ENV.items():
+                environ.pop(key, None)
+                if value is not None:
+                    environ[key] = value
+        environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), environ.get("PYTHONPATH")]))
+        code = "import torch; from resnet_repro.bench import reference_process; reference_process()"  # torch first
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code, str(depth), str(data_root), str(workers), str(device), str(batch_size)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1, env=environ,
+        )  # fmt: skip
+        self.reply()  # "ready"
+
+    def reply(self) -> str:
+        line = self.process.stdout.readline()
+        if not line:
+            self.log.seek(0)
+            raise RuntimeError(f"the reference process ({self.name}) failed:\n{self.log.read()[-3000:]}")
+        return line.strip()
+
+    def measure(self, warmup: int, steps: int) -> float:
+        self.process.stdin.write(f"{warmup} {steps}\n")
+        return float(self.reply())
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            self.process.wait(timeout=60)
+        self.log.close()
+
+
+def reference_process() -> None:
+    """The child side of ReferenceProcess: argv = depth, data root, workers, device, batch size."""
+    depth, root, workers, device, batch_size = sys.argv[1:6]
+    reference = Reference(int(depth), Path(root), int(workers), torch.device(device), int(batch_size))
+    warnings.simplefilter("ignore")
+    print("ready", flush=True)
+    for line in sys.stdin:
+        warmup, steps = map(int, line.split())
+        print(f"{reference.measure(warmup, steps):.6f}", flush=True)
+
+
 # --------------------------------------------------------------------------- machine and report
 
 
@@ -275,6 +324,7 @@ def machine() -> dict[str, str]:
     if "cpu family" in details:  # a VM may name only the vendor: family/model say which generation
         cpu_detail = f"family {details['cpu family']} model {details.get('model', '?')}"
         cpu_detail += ", AVX-512" if "avx512f" in details.get("flags", "").split() else ""
+        cpu_detail += ", native bf16" if cpu_has_native_bf16() else ""
     else:
         cpu_detail = ""
     try:
@@ -292,12 +342,15 @@ def machine() -> dict[str, str]:
 
 
 def default_out(info: dict[str, str]) -> Path:
-    slug = "".join(ch if ch.isalnum() else "-" for ch in info["cpu"].lower()).strip("-")
+    slug = "".join(ch if ch.isalnum() else "-" for ch in info["cpu"].split(" (")[0].lower()).strip("-")
     slug = "-".join(part for part in slug.split("-") if part)
     name = f"{slug}-{info['cores']}c"
     if info["gpu"] != "none":
         name += "-" + "-".join(p for p in "".join(c if c.isalnum() else "-" for c in info["gpu"].lower()).split("-") if p)
-    return REPO / "results" / "bench" / f"{name}.md"
+    out = REPO / "results" / "bench" / f"{name}.md"
+    if out.exists() or out.with_suffix(".csv").exists():  # an earlier benchmark is kept: a new one gets its date
+        out = out.with_name(f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.md")
+    return out
 
 
 def load_text() -> str:
@@ -322,32 +375,37 @@ LABELS = {"a": "(a) project, Lightning", "b": "(b) bare loop"}
 def label(path: str) -> str:
     if path.startswith("a "):  # a variant of the project path: "a <overrides>"
         return f"(a) with {path[2:]}"
-    return LABELS.get(path) or f"(c) reference, {path[1:]} workers"
+    if path.startswith("c"):  # c<workers>, or c<workers>p with the project's thread environment
+        return f"(c) reference, {path[1:].rstrip('p')} workers" + (", project's OpenMP env" if path.endswith("p") else "")
+    return LABELS[path]
 
 
 def render(rows: list[Row], info: dict, settings: dict, loads: list[str]) -> str:
     depths = sorted({r.depth for r in rows})
     paths = list(dict.fromkeys(r.path for r in rows))
-    refs = [p for p in paths if p.startswith("c")]
+    refs = [p for p in paths if p.startswith("c") and not p.endswith("p")]  # as a public script runs
+    same_env = [p for p in paths if p.startswith("c") and p.endswith("p")]  # with the project's OMP env
     median = {(d, p): statistics.median(r.images_per_s for r in rows if r.depth == d and r.path == p) for d in depths for p in paths}
     spread = {(d, p): [r.images_per_s for r in rows if r.depth == d and r.path == p] for d in depths for p in paths}
     lines = ["# Training throughput (images/second, after warm-up)", ""]
     lines += [f"- {k}: {v}" for k, v in info.items()]
     lines += [f"- {k}: {v}" for k, v in settings.items()]
     lines += [f"- load average (1, 5, 15 min) before each depth and at the end: {' | '.join(loads)}", ""]
-    head = ["net", *[label(p) for p in paths], "a/c", "a/b"]
+    head = ["net", *[label(p) for p in paths], "a/c", *(["a/c, same OpenMP env"] if same_env else []), "a/b"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for d in depths:
-        best_c = max((median[d, p] for p in refs), default=float("nan"))
+        ratio = lambda group: f"{median[d, 'a'] / max(median[d, p] for p in group):.2f}" if group else "-"
         cells = [f"ResNet-{d}", *[f"{median[d, p]:.0f}" for p in paths],
-                 f"{median[d, 'a'] / best_c:.2f}" if refs else "-", f"{median[d, 'a'] / median[d, 'b']:.2f}"]  # fmt: skip
+                 ratio(refs), *([ratio(same_env)] if same_env else []), f"{median[d, 'a'] / median[d, 'b']:.2f}"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     variants = [p for p in paths if p.startswith("a ")]
     if variants:
         lines += ["", "Variants of the project path, measured in the same rotation (speed relative to (a)):", ""]
         for d in depths:
             lines.append(f"- ResNet-{d}: " + "; ".join(f"{label(p)}: {median[d, p] / median[d, 'a']:.2f}" for p in variants))
-    lines += ["", "Medians over the repeats; a/c divides by the fastest reference setting. The paths of one repeat run",
+    lines += ["", "Medians over the repeats; a/c divides by the fastest reference setting run as a public script runs",
+              "(torch's default OpenMP environment); \"same OpenMP env\" divides by the reference run with the",
+              "project's OpenMP setting (GOMP_SPINCOUNT), which isolates the code paths. The paths of one repeat run",
               "within a minute or two of each other, so the ratios within each repeat show how much a drift in the",
               "machine's load moved the medians:", ""]
     for d in depths:
@@ -375,21 +433,30 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--repeats", type=int, default=3, help="measurements of each path, interleaved (default 3)")
     parser.add_argument("--ref-workers", default="4", help="DataLoader workers of the reference, a list: 0,2,4 (default 4, "
                         "akamaster's default)")  # fmt: skip
+    parser.add_argument("--ref-env", default="default", help="thread environment of the reference: default (as a public "
+                        "script runs: torch's OpenMP defaults), project (the project's GOMP_SPINCOUNT), or both: "
+                        "default,project")  # fmt: skip
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for (a) and (b), e.g. --set trainer.compile=true")  # fmt: skip
     parser.add_argument("--also", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
                         help="also time the project path with these overrides, in the same rotation "
                         "(e.g. --also trainer.compile=true); reported relative to (a)")  # fmt: skip
-    parser.add_argument("--out", help="markdown file (a .csv of every measurement is written beside it); "
-                        "default results/bench/<cpu>-<cores>c[-<gpu>].md")  # fmt: skip
+    parser.add_argument("--out", help="markdown file, which must not exist yet (a .csv of every measurement is written "
+                        "beside it); default results/bench/<cpu>-<cores>c[-<gpu>].md, dated if that one exists")  # fmt: skip
     args = parser.parse_args(argv)
     if args.warmup < 1 or args.steps < 1 or args.repeats < 1:
         parser.error("--warmup, --steps and --repeats must be at least 1")
+
+    if args.out and (Path(args.out).exists() or Path(args.out).with_suffix(".csv").exists()):
+        parser.error(f"--out {args.out} (or its .csv) exists; name another file, or move that one away first")
 
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     depths = [int(d) for d in args.depths.split(",")]
     workers = [int(w) for w in args.ref_workers.split(",")]
+    envs = args.ref_env.split(",")
+    if not set(envs) <= {"default", "project"}:
+        parser.error("--ref-env takes default, project or default,project")
     base = compose_config(args.set)
     if args.data_root:
         split = split_cifar10(load_cifar10(args.data_root, cache_dir=base.data.cache_dir), base.data.val_size, base.data.split_seed)
@@ -399,10 +466,11 @@ def main(argv: list[str] | None = None) -> str:
     settings = {
         "data": f"{split.source}, {len(split.train_labels)} training images" + (f" ({args.data_root})" if args.data_root else ""),
         "project path (a, b)": f"channels_last={base.trainer.channels_last}, compile={base.trainer.compile} "
-        f"({compile_state(base)} for a run of {base.steps} steps), threads={base.trainer.threads or 'torch default'}, "
-        f"precision={precision(base, resolved_device(base).type)}, batch {base.batch_size}, progress bar={base.trainer.progress_bar}",
+        f"({'eager' if compile_setting(base) == 'false' else 'compiled'} for a run of {base.steps} steps), threads={base.trainer.threads or 'torch default'}, "
+        f"precision={precision(base)}, batch {base.batch_size}, progress bar={base.trainer.progress_bar}",
         "reference (c)": "torchvision CIFAR10 (read from a generated cifar-10-batches-py of the same images) + PIL transforms, "
-        f"DataLoader workers {args.ref_workers}, eager NCHW fp32, in this process (so with the same thread environment)",
+        f"DataLoader workers {args.ref_workers}, eager NCHW fp32, each in a process of its own, thread environment: {args.ref_env} "
+        "(default: as the user's environment has it, without the project's GOMP_SPINCOUNT)",
         "variants of (a)": "; ".join(args.also) or "none",
         "thread environment": ", ".join(f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
                                         if k in os.environ) or "OMP_* unset (torch's defaults)",
@@ -419,22 +487,27 @@ def main(argv: list[str] | None = None) -> str:
             loads.append(load_text())
             cfg = compose_config([f"depth={depth}", "arch=resnet", *args.set])
             project = ProjectPath(cfg, split, Path(tmp) / "lightning")
-            paths = [project, BareLoop(cfg, split, project.module),
-                     *(Reference(depth, ref_root, w, resolved_device(cfg), cfg.batch_size) for w in workers)]  # fmt: skip
+            references = [ReferenceProcess(depth, ref_root, w, resolved_device(cfg), cfg.batch_size, env)
+                          for env in envs for w in workers]  # fmt: skip
+            paths = [project, BareLoop(cfg, split, project.module), *references]
             for also in args.also:
                 variant = compose_config([f"depth={depth}", "arch=resnet", *args.set, *also.split(",")])
                 paths.append(ProjectPath(variant, split, Path(tmp) / "lightning", name=f"a {also}"))
-            for repeat in range(args.repeats):
-                k = repeat % len(paths)
-                for path in paths[k:] + paths[:k]:
-                    value = path.measure(args.warmup, args.steps)
-                    rows.append(Row(depth, path.name, repeat, value, load_text()))
-                    print(f"ResNet-{depth} repeat {repeat}: {label(path.name)}: {value:.1f} img/s (load {rows[-1].load})", flush=True)
+            try:
+                for repeat in range(args.repeats):
+                    k = repeat % len(paths)
+                    for path in paths[k:] + paths[:k]:
+                        value = path.measure(args.warmup, args.steps)
+                        rows.append(Row(depth, path.name, repeat, value, load_text()))
+                        print(f"ResNet-{depth} repeat {repeat}: {label(path.name)}: {value:.1f} img/s (load {rows[-1].load})", flush=True)
+            finally:
+                for reference in references:
+                    reference.close()
     loads.append(load_text())
 
     table = render(rows, info, settings, loads)
     print("\n" + table)
-    out = Path(args.out) if args.out else default_out(info)
+    out = Path(args.out) if args.out else default_out(info)  # chosen at the end: no file is overwritten
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(table)
     with open(out.with_suffix(".csv"), "w", newline="") as f:

@@ -17,22 +17,15 @@ def lr_factor(step: int, steps: int, milestones: list[float], decay: float) -> f
     return decay ** sum(step >= round(m * steps) for m in milestones)
 
 
-# Runs shorter than this stay eager under compile=auto: compiling costs 1-3 minutes on the 2-core
-# CPU and the compiled step is 6-11% faster there, so it pays back after a few thousand steps.
-COMPILE_AUTO_MIN_STEPS = 5000
-
-
-def compiled(model: nn.Module, compile: bool | str, steps: int | None = None) -> nn.Module:
+def compiled(model: nn.Module, compile: bool | str) -> nn.Module:
     """`model`, compiled once with static shapes (batches are all alike: drop_last), or `model` itself.
 
-    compile: false | true (torch.compile's default mode) | auto (true for runs of at least
-    COMPILE_AUTO_MIN_STEPS steps) | a mode name: "reduce-overhead" or "max-autotune", which add
-    CUDA graphs on a GPU. The compiled step computes what the eager step does within float
-    tolerance (tests/test_fast_path.py): a speed switch only.
+    compile: false | true (torch.compile's default mode) | a mode name: "reduce-overhead" or
+    "max-autotune", which add CUDA graphs on a GPU (train.compile_setting resolves the config's
+    auto). The compiled step computes what the eager step does within float tolerance
+    (tests/test_fast_path.py): a speed switch only.
     """
     value = str(compile).lower()
-    if value == "auto":
-        value = "true" if steps is not None and steps >= COMPILE_AUTO_MIN_STEPS else "false"
     if value in ("false", "none", "off", "0"):
         return model
     mode = None if value in ("true", "default", "1") else str(compile)
@@ -61,7 +54,7 @@ class Classifier(pl.LightningModule):
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         # Kept out of the module registry, so the state dict holds the weights once.
-        object.__setattr__(self, "forward_fn", compiled(model, compile, steps))
+        object.__setattr__(self, "forward_fn", compiled(model, compile))
         self.steps, self.lr, self.momentum, self.weight_decay = steps, lr, momentum, weight_decay
         self.lr_milestones, self.lr_decay = list(lr_milestones), lr_decay
         self.warmup_lr, self.warmup_until, self.warmup_check_every = warmup_lr, warmup_until_train_error, warmup_check_every
