@@ -41,7 +41,7 @@ from omegaconf import DictConfig, OmegaConf
 from .analysis import Unavailable, run_response_stds
 from .models import build_model, count_parameters
 from .results import load_runs
-from .runs import RUNTIME_KEYS, RunDir, flatten, run_name
+from .runs import RUNTIME_KEYS, RunDir, code_commit, flatten, run_name
 
 PAPER_STEPS = 64000
 # The paper's Table 6, test error % (option A shortcuts). ResNet-110 is "best (mean ± std)" of 5 runs.
@@ -83,7 +83,7 @@ class Net:
     shortcut: str
     steps: int
     root: Path  # the runs root; a run's folder is root / run
-    runs: pd.DataFrame  # one row per run: run, seed, status, last_step, dataset
+    runs: pd.DataFrame  # one row per run: run, seed, status, last_step, dataset, trained_with
     metrics: pd.DataFrame  # load_runs rows of the usable runs
     differs: dict = field(default_factory=dict)  # learned setting -> (ours, the paper's)
 
@@ -155,7 +155,7 @@ def dataset_label(run: RunDir, cfg: DictConfig) -> str:
     """What the run trained on, as training recorded it (e.g. 'CIFAR-10 (JPEG q75 copy)');
     runs made before training recorded it say so, with where their data was."""
     try:
-        return (run.path / "dataset.txt").read_text().strip()
+        return run.dataset_file.read_text().strip()
     except OSError:
         return f"dataset not recorded (data.root={cfg.data.root})"
 
@@ -173,6 +173,7 @@ def collect_nets(root: Path) -> tuple[list[Net], list[str]]:
             "run": run, "sweep": first.sweep, "arch": first.arch, "depth": int(first.depth),
             "shortcut": first.shortcut, "steps": int(first.steps), "seed": int(first.seed), "status": first.status,
             "last_step": int(rows.step.max()), "dataset": dataset_label(folder, cfg),
+            "trained_with": "; ".join(folder.environments()) or "not recorded",
             "settings": json.dumps(settings, sort_keys=True, default=str),
         })  # fmt: skip
     notes: list[str] = []
@@ -204,25 +205,13 @@ def collect_nets(root: Path) -> tuple[list[Net], list[str]]:
 # --------------------------------------------------------------------------- provenance
 
 
-def code_commit() -> str:
-    """The commit of this code, '+ uncommitted changes' where the tree differs; 'unknown' outside git."""
-    here = Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short=10", "HEAD"], cwd=here, capture_output=True, text=True, timeout=20
-        )
-        if sha.returncode:
-            return "unknown"
-        # --no-optional-locks: never take the index lock of a working tree others are using
-        dirty = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=here, capture_output=True, text=True, timeout=20)  # fmt: skip
-        return sha.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def _seeds(runs: pd.DataFrame) -> str:
     return ",".join(str(s) for s in sorted(set(runs.seed)))
+
+
+def trained_with(nets: list[Net]) -> list[str]:
+    """The distinct environments (code commit, precision, device, torch) the shown runs trained in."""
+    return sorted({e for n in nets for line in n.usable.trained_with for e in line.split("; ")})
 
 
 def provenance_text(nets: list[Net], commit: str) -> str:
@@ -239,7 +228,8 @@ def provenance_text(nets: list[Net], commit: str) -> str:
     differs = {}
     for n in nets:
         differs.update({k: v for k, v in n.differs.items() if k != "steps"})
-    lines = [f"{' + '.join(datasets)}  ·  {steps_text}  ·  {seeds_text}  ·  code {commit}  ·  {datetime.date.today()}"]
+    lines = [f"{' + '.join(datasets)}  ·  {steps_text}  ·  {seeds_text}  ·  report code {commit}  ·  {datetime.date.today()}",
+             "trained with " + " | ".join(trained_with(nets))]
     if differs:
         lines.append(
             "not the paper's: " + ", ".join(f"{k}={ours} (paper: {theirs})" for k, (ours, theirs) in differs.items())
@@ -252,7 +242,7 @@ def net_record(net: Net) -> dict:
         "net": net.name, "arch": net.arch, "depth": net.depth, "shortcut": net.shortcut, "steps": net.steps,
         "paper_steps": PAPER_STEPS,
         "settings_not_the_papers": {k: {"ours": a, "paper": b} for k, (a, b) in net.differs.items()},
-        "runs": net.runs[["run", "seed", "status", "last_step", "dataset"]].to_dict("records"),
+        "runs": net.runs[["run", "seed", "status", "last_step", "dataset", "trained_with"]].to_dict("records"),
     }  # fmt: skip
 
 
@@ -519,7 +509,8 @@ def table6_rows(nets: list[Net], commit: str) -> tuple[pd.DataFrame, list[str]]:
         paper, paper_best, paper_std, _ = paper_number(net)
         row.update({"paper_test_error": paper, "paper_test_error_best": paper_best, "paper_test_error_std": paper_std,
                     "difference": row["test_error_mean"] - paper if paper is not None else np.nan,
-                    "dataset": " + ".join(sorted(set(net.done.dataset))), "code_commit": commit})  # fmt: skip
+                    "dataset": " + ".join(sorted(set(net.done.dataset))), "trained_with": " | ".join(trained_with([net])),
+                    "report_code_commit": commit})  # fmt: skip
         rows.append(row)
     table = pd.DataFrame(rows)
     if not table.empty:
@@ -542,7 +533,8 @@ def table6_markdown(table: pd.DataFrame, nets: list[Net], commit: str) -> str:
     by_name = {n.name: n for n in nets}
     lines = [
         "# Table 6: classification error on the CIFAR-10 test set (%)", "",
-        f"Data: {' + '.join(sorted(set(table.dataset)))} · code {commit} · {datetime.date.today()}  ",
+        f"Data: {' + '.join(sorted(set(table.dataset)))} · report code {commit} · {datetime.date.today()}  ",
+        f"Trained with: {' | '.join(trained_with(nets))}  ",
         "Error at the last iteration of each finished run (no selection on the test set); mean ± sample std "
         "over runs, and the best run. Paper: He et al. 2016, Table 6 (option A shortcuts; ResNet-110 is best "
         "(mean ± std) of 5 runs; the paper gives plain nets no row). ours − paper: our mean minus the paper's "
@@ -611,7 +603,7 @@ def make_report(
     if not nets:
         report.skipped.append(f"everything: no runs with metrics under {root}")
     provenance = {"generated": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                  "runs_root": str(root.resolve()), "code_commit": commit, "command": command or " ".join(sys.argv),
+                  "runs_root": str(root.resolve()), "report_code_commit": commit, "command": command or " ".join(sys.argv),
                   "artifacts": {}}  # fmt: skip
 
     def record(name: str, paths: list[Path], shown: list[Net], **extra) -> None:

@@ -8,6 +8,9 @@ so re-running a sweep finds its own runs. Each holds:
     metrics.csv   one row per (step, split): error, loss, lr, elapsed seconds
     last.ckpt     the latest checkpoint (written atomically)
     error.txt     the traceback, when a run failed
+    dataset.txt   what it trained on, e.g. "CIFAR-10 (JPEG q75 copy)"
+    trained_with.txt  one line per distinct environment it trained in (a resume may move it):
+                  code commit, precision, device, torch version
 
 Every file is written whole to a temporary name and renamed into place, so a
 crash or a concurrent reader never sees half a file. A file that cannot be read
@@ -21,6 +24,7 @@ import io
 import json
 import os
 import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import Callable
@@ -101,6 +105,23 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def code_commit() -> str:
+    """The commit of this code, '+ uncommitted changes' where the tree differs; 'unknown' outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short=10", "HEAD"], cwd=here, capture_output=True, text=True, timeout=20
+        )
+        if sha.returncode:
+            return "unknown"
+        # --no-optional-locks: never take the index lock of a working tree others are using
+        dirty = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=here, capture_output=True, text=True, timeout=20)  # fmt: skip
+        return sha.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 class RunDir:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -109,7 +130,22 @@ class RunDir:
         self.metrics_file = self.path / "metrics.csv"
         self.checkpoint = self.path / "last.ckpt"
         self.error_file = self.path / "error.txt"
+        self.dataset_file = self.path / "dataset.txt"
+        self.trained_with_file = self.path / "trained_with.txt"
         self.lock_file = self.path / ".lock"
+
+    # ---- provenance
+    def record_environment(self, line: str) -> None:
+        """Add `line` to trained_with.txt unless it is there: earlier lines (a run resumed elsewhere) are kept."""
+        lines = self.environments()
+        if line not in lines:
+            atomic_write(self.trained_with_file, "".join(f"{x}\n" for x in [*lines, line]))
+
+    def environments(self) -> list[str]:
+        try:
+            return [x for x in self.trained_with_file.read_text().splitlines() if x.strip()]
+        except OSError:
+            return []
 
     # ---- config
     def check_config(self, cfg: DictConfig) -> None:

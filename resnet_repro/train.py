@@ -23,7 +23,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from .data import DataError, EvalBatches, TrainBatches, detect_layout, load_cifar10, missing_data_message, split_cifar10
 from .models import blocks_per_stage, build_model, resolve_shortcut
 from .module import Classifier
-from .runs import RunDir, atomic_write
+from .runs import RunDir, atomic_write, code_commit
 
 
 class ConfigError(ValueError):
@@ -213,7 +213,7 @@ def _fit(cfg: DictConfig, run: RunDir) -> str:
     try:
         data = load_cifar10(cfg.data.root, download=cfg.data.download, cache_dir=cfg.data.cache_dir)
         split = split_cifar10(data, cfg.data.val_size, cfg.data.split_seed)
-        atomic_write(run.path / "dataset.txt", split.source + "\n")  # what the data was, for the report's figures
+        atomic_write(run.dataset_file, split.source + "\n")  # what the data was, for the report's figures
         return _fit_model(cfg, run, split, resume)
     except DataError as e:  # the data, or a setting that does not fit it (batch_size): bad input, when found
         raise ConfigError(str(e)) from None
@@ -265,6 +265,8 @@ def _fit_model(cfg, run, split, resume) -> str:
     eval_args = dict(mean_image=split.mean_image, batch_size=cfg.trainer.eval_batch_size, device=device, channels_last=channels_last)
     val = EvalBatches(split.val_images, split.val_labels, **eval_args) if len(split.val_labels) else None
     test = EvalBatches(split.test_images, split.test_labels, **eval_args)
+    # How it was computed, for the report's footers: the same config trains in bf16 on one machine, fp32 on another.
+    run.record_environment(f"code {code_commit()}, {precision(cfg)} on {device.type}, torch {torch.__version__}")
     recorder = RunRecorder(run, cfg, val, test)
     trainer.callbacks.append(recorder)
     print(f"[{'resume' if resume else 'start'}] {run.path} on {device} ({split.source})")

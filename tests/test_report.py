@@ -27,6 +27,7 @@ def fake_run(out, arch, depth, seed, errors, status="done", steps=2000, name="ha
     run.path.mkdir(parents=True)
     run.config_file.write_text(OmegaConf.to_yaml(cfg, resolve=True))
     (run.path / "dataset.txt").write_text("CIFAR-10 (test copy)\n")
+    run.record_environment(f"code c0ffee, {'bf16-mixed' if depth == 56 else '32-true'} on cpu, torch 2")
     rows = [{"step": 1000 * (i + 1), "split": split, "error": e, "loss": 1.0, "lr": 0.1, "elapsed_s": 1.0}
             for split, values in errors.items() for i, e in enumerate(values)]  # fmt: skip
     run.write_metrics(sorted(rows, key=lambda r: r["step"]))
@@ -108,12 +109,15 @@ def test_figures_are_real_images_of_the_expected_size(hand_made):
 def test_provenance_names_data_steps_seeds_and_commit(hand_made):
     out, report = hand_made
     provenance = json.loads((out / "report" / "provenance.json").read_text())
-    assert provenance["code_commit"] and provenance["skipped"] == report.skipped
+    assert provenance["report_code_commit"] and provenance["skipped"] == report.skipped
     nets = {n["net"]: n for n in provenance["artifacts"]["figure6"]["nets"]}
     assert sorted(nets) == ["ResNet-20", "ResNet-56", "plain-20"]
     assert nets["plain-20"]["steps"] == 2000 and nets["plain-20"]["paper_steps"] == 64000
     assert [r["seed"] for r in nets["plain-20"]["runs"]] == [0, 1, 2]
     assert {r["dataset"] for r in nets["plain-20"]["runs"]} == {"CIFAR-10 (test copy)"}
+    assert {r["trained_with"] for r in nets["ResNet-56"]["runs"]} == {"code c0ffee, bf16-mixed on cpu, torch 2"}
+    table = (out / "report" / "table6.md").read_text()
+    assert "Trained with: code c0ffee, 32-true on cpu, torch 2 | code c0ffee, bf16-mixed on cpu, torch 2" in table
     assert nets["plain-20"]["settings_not_the_papers"]["steps"] == {"ours": 2000, "paper": 64000}
 
 

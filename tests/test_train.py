@@ -5,12 +5,13 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from conftest import REPO, make_config, tiny_overrides
 
 from resnet_repro.module import lr_factor
 from resnet_repro.results import load_runs
-from resnet_repro.runs import RunDir
-from resnet_repro.train import ConfigError, check_config, train, warmup_on
+from resnet_repro.runs import RunDir, code_commit
+from resnet_repro.train import ConfigError, check_config, precision, train, warmup_on
 
 
 def run_py(*args, cwd=REPO):
@@ -45,6 +46,13 @@ def test_single_run_and_its_files(tiny_folders, tmp_path):
     assert run.status()["state"] == "done" and run.status()["step"] == 8
     rows = run.read_metrics()
     assert [(r["step"], r["split"]) for r in rows] == [(s, p) for s in (4, 8) for p in ("train", "val", "test")]
+    # How it was computed, resolved (precision=auto means bf16 on one machine, fp32 on another). A resume in
+    # the same environment adds nothing; one elsewhere adds its line and keeps the first.
+    first = f"code {code_commit()}, {precision(cfg)} on cpu, torch {torch.__version__}"
+    assert run.environments() == [first]
+    run.record_environment(first)
+    run.record_environment("code abc, 32-true on cuda, torch 2")
+    assert run.environments() == [first, "code abc, 32-true on cuda, torch 2"]
 
 
 def test_option_b_has_its_own_directory(tiny_batches, tmp_path):
