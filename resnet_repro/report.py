@@ -21,7 +21,7 @@ import argparse
 import contextlib
 import datetime
 import json
-import subprocess
+import logging
 import sys
 import textwrap
 from dataclasses import dataclass, field
@@ -263,6 +263,9 @@ def finish(fig: Figure, title: str, footer: str, out: Path, name: str) -> list[P
     footer_height = (footer.count("\n") + 1) * 8.5 * 1.45 / 72 / fig.get_figheight()
     fig.tight_layout(rect=(0, footer_height + 0.02, 1, 0.995))
     paths = [out / f"{name}.png", out / f"{name}.pdf"]
+    # The PDF backend subsets fonts through fontTools, which logs every table at INFO: inside a Hydra
+    # sweep (root logger at INFO) that is dozens of lines per figure.
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
     for path in paths:
         fig.savefig(path, dpi=DPI)
     return paths

@@ -6,6 +6,7 @@ notebook call it directly with a composed config.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import signal
@@ -257,6 +258,9 @@ def _fit_model(cfg, run, split, resume) -> str:
     if cfg.trainer.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
     module = build_module(cfg)
+    # Lightning's info banner (GPU/TPU available, a logging tip) for every run of a sweep says nothing the
+    # start line below does not; its warnings still show.
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
     trainer = build_trainer(cfg, run.path)
     device = trainer.strategy.root_device
     channels_last = cfg.trainer.channels_last
@@ -269,7 +273,8 @@ def _fit_model(cfg, run, split, resume) -> str:
     run.record_environment(f"code {code_commit()}, {precision(cfg)} on {device.type}, torch {torch.__version__}")
     recorder = RunRecorder(run, cfg, val, test)
     trainer.callbacks.append(recorder)
-    print(f"[{'resume' if resume else 'start'}] {run.path} on {device} ({split.source})")
+    print(f"[{'resume' if resume else 'start'}] {run.path} on {device}, {precision(cfg)}, "
+          f"{'compiled' if compile_setting(cfg) != 'false' else 'eager'} ({split.source})")
     trainer.fit(module, train_dataloaders=train_batches, ckpt_path=str(resume) if resume else None)
     if recorder.diverged:
         return "diverged"
