@@ -428,11 +428,11 @@ def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m resnet_repro.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", help="CIFAR-10 in any layout data.py reads; default: generated images")
     parser.add_argument("--depths", default="20,56", help="ResNet depths (default 20,56)")
-    parser.add_argument("--steps", type=int, default=12, help="timed steps per measurement (default 12)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps before each measurement (default 3)")
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per measurement (default 30)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps before each measurement (default 5)")
     parser.add_argument("--repeats", type=int, default=3, help="measurements of each path, interleaved (default 3)")
-    parser.add_argument("--ref-workers", default="4", help="DataLoader workers of the reference, a list: 0,2,4 (default 4, "
-                        "akamaster's default)")  # fmt: skip
+    parser.add_argument("--ref-workers", default="2,4", help="DataLoader workers of the reference, a list; a/c divides by "
+                        "the fastest (default 2,4: akamaster's default is 4, and 2 can be faster on 2 cores)")  # fmt: skip
     parser.add_argument("--ref-env", default="default", help="thread environment of the reference: default (as a public "
                         "script runs: torch's OpenMP defaults), project (the project's GOMP_SPINCOUNT), or both: "
                         "default,project")  # fmt: skip
