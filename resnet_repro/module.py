@@ -17,6 +17,10 @@ def lr_factor(step: int, steps: int, milestones: list[float], decay: float) -> f
     return decay ** sum(step >= round(m * steps) for m in milestones)
 
 
+# Values of `compile` (the config's trainer.compile, lower-cased) that mean: stay eager.
+EAGER = ("false", "none", "off", "0")
+
+
 def compiled(model: nn.Module, compile: bool | str) -> nn.Module:
     """`model`, compiled once with static shapes (batches are all alike: drop_last), or `model` itself.
 
@@ -26,7 +30,7 @@ def compiled(model: nn.Module, compile: bool | str) -> nn.Module:
     (tests/test_fast_path.py): a speed switch only.
     """
     value = str(compile).lower()
-    if value in ("false", "none", "off", "0"):
+    if value in EAGER:
         return model
     mode = None if value in ("true", "default", "1") else str(compile)
     return torch.compile(model, mode=mode, dynamic=False)

@@ -6,6 +6,7 @@ notebook call it directly with a composed config.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -23,7 +24,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from .data import DataError, EvalBatches, TrainBatches, detect_layout, load_cifar10, missing_data_message, split_cifar10
 from .models import blocks_per_stage, build_model, resolve_shortcut
-from .module import Classifier
+from .module import EAGER, Classifier
 from .runs import RunDir, atomic_write, code_commit
 
 
@@ -65,6 +66,7 @@ def accelerator(cfg: DictConfig) -> str:
     return str(cfg.trainer.accelerator)
 
 
+@functools.cache  # a fact of the machine, asked by every precision() call
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX): there bf16 convolutions
     run at about twice the fp32 speed; elsewhere PyTorch emulates them, slower than fp32."""
@@ -80,7 +82,8 @@ def precision(cfg: DictConfig) -> str:
     (any CUDA GPU this project targets; CPUs with AVX512-BF16 or AMX), else the paper's fp32."""
     if cfg.trainer.precision != "auto":
         return str(cfg.trainer.precision)
-    native = accelerator(cfg) == "cuda" or (accelerator(cfg) == "cpu" and cpu_has_native_bf16())
+    device = accelerator(cfg)
+    native = device == "cuda" or (device == "cpu" and cpu_has_native_bf16())
     return "bf16-mixed" if native else "32-true"
 
 
@@ -91,8 +94,11 @@ COMPILE_AUTO_MIN_STEPS = 5000
 
 def compile_setting(cfg: DictConfig) -> str:
     """trainer.compile, with auto resolved: compile runs of >= COMPILE_AUTO_MIN_STEPS steps, except
-    bf16 on a CPU, where the compiled step measured no faster than the eager one (README, Performance)."""
+    bf16 on a CPU, where the compiled step measured no faster than the eager one (README, Performance).
+    "false" for every value that leaves the model eager (module.EAGER), so callers compare with it alone."""
     value = str(cfg.trainer.compile).lower()
+    if value in EAGER:
+        return "false"
     if value != "auto":
         return value
     if accelerator(cfg) == "cpu" and precision(cfg) == "bf16-mixed":

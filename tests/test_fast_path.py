@@ -238,6 +238,8 @@ def test_compile_setting():
     # bf16 on a CPU: the compiled step measured no faster, so auto stays eager at any length.
     assert compile_setting(make_config(["trainer.accelerator=cpu", "trainer.precision=bf16-mixed"])) == "false"
     assert compile_setting(make_config(["trainer.accelerator=cpu", "trainer.precision=bf16-mixed", "trainer.compile=true"])) == "true"
+    # Every spelling that leaves the model eager resolves to "false", so a caller's `!= "false"` means compiled.
+    assert all(compile_setting(make_config([f"trainer.compile={v}"])) == "false" for v in ("false", "off", "none", "0"))
 
 
 def test_precision_setting():

@@ -26,7 +26,7 @@ def fake_run(out, arch, depth, seed, errors, status="done", steps=2000, name="ha
     run = RunDir(cfg.run_dir)
     run.path.mkdir(parents=True)
     run.config_file.write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    (run.path / "dataset.txt").write_text("CIFAR-10 (test copy)\n")
+    run.dataset_file.write_text("CIFAR-10 (test copy)\n")
     run.record_environment(f"code c0ffee, {'bf16-mixed' if depth == 56 else '32-true'} on cpu, torch 2")
     rows = [{"step": 1000 * (i + 1), "split": split, "error": e, "loss": 1.0, "lr": 0.1, "elapsed_s": 1.0}
             for split, values in errors.items() for i, e in enumerate(values)]  # fmt: skip
