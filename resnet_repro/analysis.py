@@ -67,7 +67,8 @@ def response_stds(model: CifarNet, batches) -> list[float]:
 
 
 def load_model(checkpoint: str | os.PathLike, arch: str, depth: int, shortcut: str | None) -> CifarNet:
-    """The CifarNet inside a Lightning checkpoint of `resnet_repro.module.Classifier` (keys 'model.*')."""
+    """The CifarNet inside a Lightning checkpoint of `resnet_repro.module.Classifier`, or a weights.pt
+    of a collected run (both: {"state_dict": {"model.<name>": tensor}})."""
     try:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     except Exception as e:  # a torn or foreign file: say which, and carry on with the other runs
@@ -104,8 +105,9 @@ def run_response_stds(
     run = RunDir(run_dir)
     if not run.config_file.is_file():
         raise Unavailable(f"no config.yaml in {run.path}")
-    if not run.checkpoint.is_file():
-        raise Unavailable(f"no checkpoint {run.checkpoint}")
+    weights = run.final_weights()
+    if weights is None:
+        raise Unavailable(f"no checkpoint {run.checkpoint} (nor {run.weights_file.name})")
     cfg = OmegaConf.load(run.config_file)
     root = Path(str(data_root if data_root is not None else cfg.data.root)).expanduser()
     cache_dir = cfg.data.get("cache_dir")
@@ -118,6 +120,6 @@ def run_response_stds(
         # a fixed random subset: the test set may be sorted by class, so its first images are not a sample
         keep = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:max_images].sort().values
         images, labels = images[keep], labels[keep]
-    model = load_model(run.checkpoint, cfg.arch, int(cfg.depth), cfg.get("shortcut")).to(device)
+    model = load_model(weights, cfg.arch, int(cfg.depth), cfg.get("shortcut")).to(device)
     batches = EvalBatches(images, labels, mean_image, batch_size, device=device, channels_last=False)
     return response_stds(model, batches)

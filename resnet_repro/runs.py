@@ -7,6 +7,7 @@ so re-running a sweep finds its own runs. Each holds:
     status.json   {"state": running | done | failed | diverged, "step": ..., ...}
     metrics.csv   one row per (step, split): error, loss, lr, elapsed seconds
     last.ckpt     the latest checkpoint (written atomically)
+    weights.pt    a finished run's final network weights alone (what a collected run keeps of last.ckpt)
     error.txt     the traceback, when a run failed
     dataset.txt   what it trained on, e.g. "CIFAR-10 (JPEG q75 copy)"
     trained_with.txt  one line per distinct environment it trained in (a resume may move it):
@@ -129,6 +130,7 @@ class RunDir:
         self.status_file = self.path / "status.json"
         self.metrics_file = self.path / "metrics.csv"
         self.checkpoint = self.path / "last.ckpt"
+        self.weights_file = self.path / "weights.pt"
         self.error_file = self.path / "error.txt"
         self.dataset_file = self.path / "dataset.txt"
         self.trained_with_file = self.path / "trained_with.txt"
@@ -214,6 +216,13 @@ class RunDir:
         tmp = _temporary(self.checkpoint)
         save(tmp)
         _replace(tmp, self.checkpoint)
+
+    def final_weights(self) -> Path | None:
+        """Where the final network weights are: last.ckpt in a run directory, weights.pt in a collected copy."""
+        for path in (self.checkpoint, self.weights_file):
+            if path.is_file():
+                return path
+        return None
 
     def check_checkpoint(self) -> None:
         """Refuse, before any work, a last.ckpt that cannot be resumed from. It is never deleted:
