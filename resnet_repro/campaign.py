@@ -212,13 +212,14 @@ def default_data_root() -> Path:
 
 
 def start(name: str, data_root: str | None, results: str | None, update_code: bool, root: Path | None = None) -> int:
-    spec = load_definition(name)
-    name = definition_path(name).stem
-    campaign = Campaign(name, root)
+    campaign = Campaign(definition_path(name).stem, root)
+    previous = json.loads(campaign.definition_file.read_text()) if campaign.definition_file.is_file() else {}
+    # A campaign started from a file elsewhere resumes by its name alone: campaign.json has its runs.
+    spec = previous["spec"] if "spec" in previous and not definition_path(name).is_file() else load_definition(name)
+    name = campaign.name
     if pid := campaign.supervisor_pid():
         print(f"campaign {name} is already running (supervisor pid {pid}); status: python -m resnet_repro.campaign status {name}")
         return 0
-    previous = json.loads(campaign.definition_file.read_text()) if campaign.definition_file.is_file() else {}
     data = Path(data_root or previous.get("data_root") or default_data_root()).expanduser().resolve()
     if not data.exists():
         raise CampaignError(f"no CIFAR-10 at {data}; pass --data-root <folder or .tar.xz> (README, Data)")
@@ -226,8 +227,8 @@ def start(name: str, data_root: str | None, results: str | None, update_code: bo
     runs = plan_runs(spec["runs"], campaign.runs_dir, data)
     campaign.dir.mkdir(parents=True, exist_ok=True)
     commit = pin_code(campaign, update_code)
-    definition = {"name": name, "runs": runs, "jobs": spec["jobs"], "threads": spec["threads"],
-                  "data_root": str(data), "results_dir": str(results_dir), "commit": commit}  # fmt: skip
+    definition = {"name": name, "runs": runs, "jobs": spec["jobs"], "threads": spec["threads"], "data_root": str(data),
+                  "results_dir": str(results_dir), "commit": commit, "spec": spec}  # fmt: skip
     campaign.definition_file.write_text(json.dumps(definition, indent=1) + "\n")
     campaign.logs.mkdir(exist_ok=True)
     log = open(campaign.logs / "supervisor.log", "a")
@@ -371,8 +372,9 @@ def progress(run_dir: Path) -> dict:
             rows = list(csv.DictReader(f))
     except OSError:
         rows = []
-    for row in rows:
+    for row in rows:  # metrics rows come every log_every steps, status only at checkpoints
         out[row["split"]] = float(row["error"])
+        out["step"] = max(out["step"], int(row["step"]))
     steps = [(int(r["step"]), float(r["elapsed_s"])) for r in rows if r["split"] == "train"]
     if len(steps) >= 2:  # the latest stretch: the machine may have changed since the first
         (s0, t0), (s1, t1) = steps[max(0, len(steps) - 20)], steps[-1]

@@ -1,0 +1,105 @@
+"""Campaigns as a user runs them: start in the background, stop mid-run, start again, status, collect."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from resnet_repro.campaign import Campaign, main, run_state
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def campaign_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "resnet_repro.campaign", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+
+
+def write_campaign(folder: Path, runs: list[str], jobs: int = 2) -> Path:
+    path = folder / "tiny.yaml"
+    path.write_text(json.dumps({"jobs": jobs, "threads": 1, "runs": runs}))  # JSON is YAML
+    return path
+
+
+TINY = ("data.cache_dir=null data.val_size=20 batch_size=16 eval_every=1000 log_every=100 "
+        "trainer.checkpoint_every=100 trainer.eval_batch_size=64 name=tiny")  # fmt: skip
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def test_bad_campaigns_are_refused_in_one_line_before_any_work(tmp_path, tiny_batches, capsys):
+    home = tmp_path / "home"
+    assert main(["start", "no-such-campaign", "--home", str(home)]) == 2
+    assert "known campaigns: evidence" in capsys.readouterr().err
+    bad = write_campaign(tmp_path, [f"arch=resnet depth=21 steps=10 {TINY}"])
+    assert main(["start", str(bad), "--home", str(home), "--data-root", str(tiny_batches)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "depth=21" in err and "6n+2" in err and len(err.splitlines()) == 1
+    assert main(["start", str(bad), "--home", str(home), "--data-root", str(tmp_path / "nowhere")]) == 2
+    assert "--data-root" in capsys.readouterr().err
+    assert not home.exists(), "a refused campaign leaves nothing behind"
+    assert main(["status", "tiny", "--home", str(home)]) == 2
+
+
+def test_start_stop_resume_status_collect(tmp_path, tiny_batches):
+    home, results = tmp_path / "home", tmp_path / "results"
+    runs = [f"arch=resnet depth=8 steps=3000 {TINY}", f"arch=plain depth=8 steps=3000 {TINY}"]
+    definition = write_campaign(tmp_path, runs)
+    common = ["--home", str(home)]
+    started = campaign_cli("start", str(definition), *common, "--data-root", str(tiny_batches), "--results", str(results))
+    assert started.returncode == 0, started.stderr
+    campaign = Campaign("tiny", home)
+    pid = campaign.supervisor_pid()
+    assert pid is not None
+    # the runs are niced and run the pinned clone, not this checkout
+    assert (campaign.code / ".git").exists()
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    assert json.loads(campaign.definition_file.read_text())["commit"] == commit
+    assert int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16]) == 19  # nice value
+
+    run_dirs = [campaign.runs_dir / "tiny" / name / "seed0" for name in ("resnet-8", "plain-8")]
+    wait_for(lambda: all((d / "last.ckpt").is_file() for d in run_dirs), 300, "a checkpoint of each run")
+    stopped = campaign_cli("stop", "tiny", *common)
+    assert stopped.returncode == 0, stopped.stderr
+    assert campaign.supervisor_pid() is None
+    steps = {d: json.loads((d / "status.json").read_text()) for d in run_dirs}
+    assert all(s["state"] == "running" and 0 < s["step"] < 3000 for s in steps.values()), steps
+    assert "stopped" in campaign_cli("status", "tiny", *common).stdout
+
+    again = campaign_cli("start", "tiny", *common)  # by name now: campaign.json remembers the definition
+    assert again.returncode == 0, again.stderr
+    wait_for(lambda: campaign.supervisor_pid() is None, 300, "the campaign to finish")
+    assert [run_state(campaign, run) for run in campaign.runs()] == ["done", "done"]
+    events = [e["event"] for e in campaign.events()]
+    assert events.count("start") == 2 and events.count("stop") == 2
+    resumed = [e for e in campaign.events() if e["event"] == "run start"][2:]
+    assert all(e["step"] > 0 for e in resumed), "the second start resumes from the checkpoints"
+    status = campaign_cli("status", "tiny", *common).stdout
+    assert "2 runs: 2 finished" in status and "100%" in status
+
+    # each finished run was copied into results/ as it finished: the record and the weights, no checkpoint
+    for name in ("resnet-8", "plain-8"):
+        record = results / "tiny" / "runs" / name / "seed0"
+        assert {"config.yaml", "status.json", "metrics.csv", "weights.pt"} <= {p.name for p in record.iterdir()}
+        assert not list(record.glob("*.ckpt"))
+    collected = campaign_cli("collect", "tiny", *common, "--no-report")
+    assert collected.returncode == 0, collected.stderr
+    run_md = (results / "tiny" / "RUN.md").read_text()
+    assert "resnet-8/seed0" in run_md and "start on" in run_md and commit[:10] in run_md
+
+
+@pytest.mark.parametrize("command", ["stop", "pause", "continue", "collect"])
+def test_commands_on_an_unknown_campaign_name_the_fix(tmp_path, command, capsys):
+    assert main([command, "nothing", "--home", str(tmp_path)]) == 2
+    assert "python -m resnet_repro.campaign start nothing" in capsys.readouterr().err
