@@ -1,18 +1,12 @@
-"""Entry point: `python run.py arch=plain depth=20` is one run; add -m for a sweep.
+"""Entry point of a checkout: `python run.py arch=plain depth=20` is one run; add -m for a sweep.
 
     python run.py -m depth=20,56 arch=plain,resnet seed=0,1 steps=2000 data.root=...
+
+The same command as `python -m resnet_repro` (resnet_repro/cli.py), with the configs of
+resnet_repro/conf/ (also reachable as conf/).
 """
 
-import hydra
-from omegaconf import DictConfig
-
-from resnet_repro.sweep import run_job
-
-
-@hydra.main(config_path="conf", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> str:
-    return run_job(cfg)
-
+from resnet_repro.cli import main
 
 if __name__ == "__main__":
     main()

@@ -22,6 +22,11 @@ of the official files is skipped, since a JPEG copy or generated images cannot m
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # started as a program: the thread environment is set before torch is imported below
+    from resnet_repro.threads import use_project_thread_env
+
+    use_project_thread_env()
+
 import argparse
 import contextlib
 import csv
@@ -44,13 +49,15 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig
 
+from .config import ConfigError, RunSpec, compose, cpu_has_native_bf16, resolve
 from .data import CLASSES, Split, TrainBatches, load_cifar10, split_cifar10
 from .models import build_model
-from .train import accelerator, build_module, build_trainer, compile_setting, cpu_has_native_bf16, precision
+from .threads import project_thread_env, user_thread_env
+from .train import build_module, build_trainer
 
-REPO = Path(__file__).resolve().parents[1]
+# The folder that holds the package: the reference's own process imports this same package from there.
+PACKAGE_PARENT = Path(__file__).resolve().parents[1]
 # The reference's input normalisation, as akamaster/pytorch_resnet_cifar10 writes it (ImageNet's mean/std).
 REFERENCE_MEAN, REFERENCE_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -58,14 +65,9 @@ REFERENCE_MEAN, REFERENCE_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # --------------------------------------------------------------------------- setup
 
 
-def compose_config(overrides: list[str]) -> DictConfig:
-    """conf/config.yaml with these overrides, as run.py would see it."""
-    from hydra import compose, initialize_config_dir
-
-    from . import runs  # noqa: F401  (registers the run_name resolver)
-
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+def run_spec(overrides: list[str]) -> RunSpec:
+    """The run these overrides describe, as run.py would resolve it (the data is the benchmark's own)."""
+    return resolve(compose(overrides), check_data=False)
 
 
 def generated_split(n_train: int = 45000, seed: int = 0) -> Split:
@@ -82,8 +84,8 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def resolved_device(cfg: DictConfig) -> torch.device:
-    return torch.device(accelerator(cfg))
+def resolved_device(spec: RunSpec) -> torch.device:
+    return torch.device(spec.trainer.accelerator)
 
 
 @contextlib.contextmanager
@@ -119,24 +121,24 @@ class _Clock(pl.Callback):
 class ProjectPath:
     """(a) What `train.py` runs: build_module + build_trainer + TrainBatches, through trainer.fit."""
 
-    def __init__(self, cfg: DictConfig, split: Split, root_dir: Path, name: str = "a"):
-        self.cfg, self.split, self.root_dir, self.name = cfg, split, root_dir, name
-        self.module = build_module(cfg)  # kept across repeats: a compiled model compiles once
+    def __init__(self, spec: RunSpec, split: Split, root_dir: Path, name: str = "a"):
+        self.spec, self.split, self.root_dir, self.name = spec, split, root_dir, name
+        self.module = build_module(spec)  # kept across repeats: a compiled model compiles once
 
     def measure(self, warmup: int, steps: int) -> float:
-        device = resolved_device(self.cfg)
+        device = resolved_device(self.spec)
         clock = _Clock(warmup, steps, device)
         threads = torch.get_num_threads()
-        trainer = build_trainer(self.cfg, self.root_dir, callbacks=[clock])
-        batches = TrainBatches(self.split.train_images, self.split.train_labels, self.split.mean_image, self.cfg.batch_size,
-                               self.cfg.seed, start_step=lambda: trainer.global_step, device=trainer.strategy.root_device,
-                               channels_last=self.cfg.trainer.channels_last)  # fmt: skip
+        trainer = build_trainer(self.spec, self.root_dir, callbacks=[clock])
+        batches = TrainBatches(self.split.train_images, self.split.train_labels, self.split.mean_image, self.spec.batch_size,
+                               self.spec.seed, start_step=lambda: trainer.global_step, device=trainer.strategy.root_device,
+                               channels_last=self.spec.trainer.channels_last)  # fmt: skip
         try:
             with quiet():
                 trainer.fit(self.module, train_dataloaders=batches)
         finally:
             torch.set_num_threads(threads)  # trainer.threads of a variant must not leak into the next path
-        return steps * self.cfg.batch_size / (clock.end - clock.start)
+        return steps * self.spec.batch_size / (clock.end - clock.start)
 
 
 class BareLoop:
@@ -144,11 +146,11 @@ class BareLoop:
 
     name = "b"
 
-    def __init__(self, cfg: DictConfig, split: Split, module: pl.LightningModule):
-        self.cfg, self.split, self.module = cfg, split, module
-        self.device = resolved_device(cfg)
-        mode = precision(cfg)
-        if mode not in ("32-true", "32", "bf16-mixed"):
+    def __init__(self, spec: RunSpec, split: Split, module: pl.LightningModule):
+        self.spec, self.split, self.module = spec, split, module
+        self.device = resolved_device(spec)
+        mode = spec.trainer.precision
+        if mode not in ("32-true", "bf16-mixed"):
             raise ValueError(f"the bare loop knows precision 32-true and bf16-mixed, not {mode}")
         self.autocast = mode == "bf16-mixed"
 
@@ -157,8 +159,8 @@ class BareLoop:
         configured = module.configure_optimizers()
         optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
         batches = iter(TrainBatches(self.split.train_images, self.split.train_labels, self.split.mean_image,
-                                    self.cfg.batch_size, self.cfg.seed, device=self.device,
-                                    channels_last=self.cfg.trainer.channels_last))  # fmt: skip
+                                    self.spec.batch_size, self.spec.seed, device=self.device,
+                                    channels_last=self.spec.trainer.channels_last))  # fmt: skip
         start = None
         for i in range(warmup + steps):
             images, labels = next(batches)
@@ -172,7 +174,7 @@ class BareLoop:
                 sync(self.device)
                 start = time.perf_counter()
         sync(self.device)
-        return steps * self.cfg.batch_size / (time.perf_counter() - start)
+        return steps * self.spec.batch_size / (time.perf_counter() - start)
 
 
 def write_batches(images: torch.Tensor, labels: torch.Tensor, root: Path) -> Path:
@@ -251,24 +253,17 @@ class Reference:
 class ReferenceProcess:
     """(c) in a process of its own, so that it runs with the thread environment a public script gets.
 
-    Importing resnet_repro sets GOMP_SPINCOUNT (see __init__.py): part of the project's fast path,
-    which a public reproduction's script does not have. env="default" starts the reference with
-    the environment as the user gave it (torch imported first, the OpenMP variables as they were
-    before this package set any); env="project" with the project's. The process builds its loader
-    and model once and then waits, idle, for each measurement, so the paths still run in one rotation.
+    A run sets GOMP_SPINCOUNT (see threads.py): part of the project's fast path, which a public
+    reproduction's script does not have. env="default" starts the reference with the environment as
+    the user gave it (torch imported first, the OpenMP variables as they were before any entry point
+    set them); env="project" with the project's. The process builds its loader and model once and
+    then waits, idle, for each measurement, so the paths still run in one rotation.
     """
 
     def __init__(self, depth: int, data_root: Path, workers: int, device: torch.device, batch_size: int, env: str):
-        from . import USER_THREAD_ENV
-
         self.name = f"c{workers}" + ("p" if env == "project" else "")
-        environ = dict(os.environ)
-        if env == "default":
-            for key, value in USER_THREAD_ENV.items():
-                environ.pop(key, None)
-                if value is not None:
-                    environ[key] = value
-        environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), environ.get("PYTHONPATH")]))
+        environ = (user_thread_env if env == "default" else project_thread_env)(dict(os.environ))
+        environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_PARENT), environ.get("PYTHONPATH")]))
         code = "import torch; from resnet_repro.bench import reference_process; reference_process()"  # torch first
         self.log = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen(
@@ -347,7 +342,7 @@ def default_out(info: dict[str, str]) -> Path:
     name = f"{slug}-{info['cores']}c"
     if info["gpu"] != "none":
         name += "-" + "-".join(p for p in "".join(c if c.isalnum() else "-" for c in info["gpu"].lower()).split("-") if p)
-    out = REPO / "results" / "bench" / f"{name}.md"
+    out = Path("results") / "bench" / f"{name}.md"  # in the current directory (a checkout's results/)
     if out.exists() or out.with_suffix(".csv").exists():  # an earlier benchmark is kept: a new one gets its date
         out = out.with_name(f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.md")
     return out
@@ -457,7 +452,10 @@ def main(argv: list[str] | None = None) -> str:
     envs = args.ref_env.split(",")
     if not set(envs) <= {"default", "project"}:
         parser.error("--ref-env takes default, project or default,project")
-    base = compose_config(args.set)
+    try:
+        base = run_spec(args.set)
+    except ConfigError as e:
+        parser.error(f"--set: {e}")
     if args.data_root:
         split = split_cifar10(load_cifar10(args.data_root, cache_dir=base.data.cache_dir), base.data.val_size, base.data.split_seed)
     else:
@@ -465,9 +463,9 @@ def main(argv: list[str] | None = None) -> str:
     info = machine()
     settings = {
         "data": f"{split.source}, {len(split.train_labels)} training images" + (f" ({args.data_root})" if args.data_root else ""),
-        "project path (a, b)": f"channels_last={base.trainer.channels_last}, compile={base.trainer.compile} "
-        f"({'eager' if compile_setting(base) == 'false' else 'compiled'} for a run of {base.steps} steps), threads={base.trainer.threads or 'torch default'}, "
-        f"precision={precision(base)}, batch {base.batch_size}, progress bar={base.trainer.progress_bar}",
+        "project path (a, b)": f"channels_last={base.trainer.channels_last}, compile={base.config['trainer']['compile']} "
+        f"({'compiled' if base.trainer.compiled else 'eager'} for a run of {base.steps} steps), threads={base.trainer.threads or 'torch default'}, "
+        f"precision={base.trainer.precision}, batch {base.batch_size}, progress bar={base.trainer.progress_bar}",
         "reference (c)": "torchvision CIFAR10 (read from a generated cifar-10-batches-py of the same images) + PIL transforms, "
         f"DataLoader workers {args.ref_workers}, eager NCHW fp32, each in a process of its own, thread environment: {args.ref_env} "
         "(default: as the user's environment has it, without the project's GOMP_SPINCOUNT)",
@@ -485,13 +483,13 @@ def main(argv: list[str] | None = None) -> str:
         ref_root = write_batches(split.train_images, split.train_labels, Path(tmp) / "cifar10")
         for depth in depths:
             loads.append(load_text())
-            cfg = compose_config([f"depth={depth}", "arch=resnet", *args.set])
-            project = ProjectPath(cfg, split, Path(tmp) / "lightning")
-            references = [ReferenceProcess(depth, ref_root, w, resolved_device(cfg), cfg.batch_size, env)
+            spec = run_spec([f"depth={depth}", "arch=resnet", *args.set])
+            project = ProjectPath(spec, split, Path(tmp) / "lightning")
+            references = [ReferenceProcess(depth, ref_root, w, resolved_device(spec), spec.batch_size, env)
                           for env in envs for w in workers]  # fmt: skip
-            paths = [project, BareLoop(cfg, split, project.module), *references]
+            paths = [project, BareLoop(spec, split, project.module), *references]
             for also in args.also:
-                variant = compose_config([f"depth={depth}", "arch=resnet", *args.set, *also.split(",")])
+                variant = run_spec([f"depth={depth}", "arch=resnet", *args.set, *also.split(",")])
                 paths.append(ProjectPath(variant, split, Path(tmp) / "lightning", name=f"a {also}"))
             try:
                 for repeat in range(args.repeats):

@@ -40,7 +40,8 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-CAMPAIGN_CONFIGS = REPO / "conf" / "campaign"
+CONF_DIR = Path(__file__).resolve().parent / "conf"  # the configs ship inside the package (conf/ links here)
+CAMPAIGN_CONFIGS = CONF_DIR / "campaign"
 HOME_ENV = "RESNET_REPRO_CAMPAIGNS"
 # The files that make a run's record in results/; last.ckpt stays out (its weights alone are kept).
 RECORD_FILES = ("config.yaml", "status.json", "metrics.csv", "dataset.txt", "trained_with.txt", "trained_with.json")
@@ -168,7 +169,7 @@ def plan_runs(overrides_list: list[str], runs_dir: Path, data_root: Path) -> lis
     from .train import ConfigError, check_config
 
     planned = []
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         for line in overrides_list:
             overrides = line.split()
             try:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-PAPER_STEPS = 64000
-PAPER_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.61, 1202: 7.93}  # Table 6, % (110: mean of 5)
+from .paper import STEPS as PAPER_STEPS
+from .paper import TEST_ERROR as PAPER_TEST_ERROR  # Table 6, % (110: mean of 5)
+
 LAST_FRACTION = 0.25  # "over the last quarter of training": late enough to be past the lr drops' transients
 HOLDS, FAILS, NOT_MEASURED = "holds", "does not hold", "not measured"
 

@@ -9,18 +9,24 @@ whole experiment is ``shortcut``:
     "B"     identity shortcut, but a 1x1 conv + BN projection where the shape changes
 
 So plain-n and ResNet-n (option A) have exactly the same parameters.
+
+`Net` is a net's identity (arch, depth, shortcut) and its names, the one place they are made.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .paper import DEPTHS as PAPER_DEPTHS
+
 ARCH_SHORTCUTS = {"plain": "none", "resnet": "A"}
 SHORTCUTS = ("none", "A", "B")
 STAGE_WIDTHS = (16, 32, 64)
-PAPER_DEPTHS = (20, 32, 44, 56, 110, 1202)
 
 
 def blocks_per_stage(depth: int) -> int:
@@ -45,6 +51,59 @@ def resolve_shortcut(arch: str, shortcut: str | None = None) -> str:
     if (arch == "plain") != (shortcut == "none"):
         raise ValueError(f"arch={arch} cannot take shortcut={shortcut}; plain nets have none, resnets use A or B")
     return shortcut
+
+
+def net_name(arch: str, depth, shortcut: str | None = None) -> str:
+    """A net as a user types it and as its run directory is named: plain-20, resnet-56; a shortcut
+    other than the arch's own is named: resnet-56-B. Also names settings that are not valid (a
+    refused run's folder, e.g. resnet-21), so it checks nothing."""
+    if shortcut in (None, "None", "null") or ARCH_SHORTCUTS.get(arch) == str(shortcut):
+        return f"{arch}-{depth}"
+    return f"{arch}-{depth}-{shortcut}"
+
+
+@dataclass(frozen=True)
+class Net:
+    """A net's identity: arch, depth and the shortcut resolved ("none", "A" or "B"); valid by construction."""
+
+    arch: str
+    depth: int
+    shortcut: str
+
+    @classmethod
+    def of(cls, arch: str, depth: int, shortcut: str | None = None) -> Net:
+        """The net these settings name (`shortcut` None: the arch's own); ValueError naming the fix."""
+        shortcut = resolve_shortcut(arch, shortcut)
+        blocks_per_stage(depth)
+        return cls(arch, depth, shortcut)
+
+    def __post_init__(self):  # every way of making a Net checks it
+        if self.shortcut not in SHORTCUTS:
+            raise ValueError(f"shortcut={self.shortcut!r} is not resolved; use Net.of(arch, depth, shortcut)")
+        resolve_shortcut(self.arch, self.shortcut)
+        blocks_per_stage(self.depth)
+
+    @property
+    def name(self) -> str:  # as a user types it: plain-56, resnet-110, resnet-56-B
+        return net_name(self.arch, self.depth, self.shortcut)
+
+    @property
+    def display_name(self) -> str:  # as the paper writes it: plain-56, ResNet-110, ResNet-56 (B)
+        if self.arch == "plain":
+            return f"plain-{self.depth}"
+        return f"ResNet-{self.depth}" + ("" if self.shortcut == "A" else f" ({self.shortcut})")
+
+    @property
+    def parameters(self) -> int:
+        return _parameters(self)
+
+    def build(self) -> CifarNet:
+        return CifarNet(self.depth, self.shortcut)
+
+
+@cache
+def _parameters(net: Net) -> int:
+    return count_parameters(net.build())
 
 
 class ZeroPadShortcut(nn.Module):
@@ -126,7 +185,7 @@ class CifarNet(nn.Module):
 
 
 def build_model(arch: str, depth: int, shortcut: str | None = None) -> CifarNet:
-    return CifarNet(depth, resolve_shortcut(arch, shortcut))
+    return Net.of(arch, depth, shortcut).build()
 
 
 def count_parameters(model: nn.Module) -> int:

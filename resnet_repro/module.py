@@ -17,23 +17,17 @@ def lr_factor(step: int, steps: int, milestones: list[float], decay: float) -> f
     return decay ** sum(step >= round(m * steps) for m in milestones)
 
 
-# Values of `compile` (the config's trainer.compile, lower-cased) that mean: stay eager.
-EAGER = ("false", "none", "off", "0")
-
-
-def compiled(model: nn.Module, compile: bool | str) -> nn.Module:
+def compiled(model: nn.Module, compile: str) -> nn.Module:
     """`model`, compiled once with static shapes (batches are all alike: drop_last), or `model` itself.
 
-    compile: false | true (torch.compile's default mode) | a mode name: "reduce-overhead" or
-    "max-autotune", which add CUDA graphs on a GPU (train.compile_setting resolves the config's
-    auto). The compiled step computes what the eager step does within float tolerance
-    (tests/test_fast_path.py): a speed switch only.
+    compile, as the RunSpec resolves trainer.compile (config.py): "false" (eager), "true"
+    (torch.compile's default mode) or a mode name: "reduce-overhead" or "max-autotune", which add
+    CUDA graphs on a GPU. The compiled step computes what the eager step does within float
+    tolerance (tests/test_fast_path.py): a speed switch only.
     """
-    value = str(compile).lower()
-    if value in EAGER:
+    if compile == "false":
         return model
-    mode = None if value in ("true", "default", "1") else str(compile)
-    return torch.compile(model, mode=mode, dynamic=False)
+    return torch.compile(model, mode=None if compile == "true" else compile, dynamic=False)
 
 
 class Classifier(pl.LightningModule):
@@ -51,7 +45,7 @@ class Classifier(pl.LightningModule):
         warmup_until_train_error: float = 0.8,
         warmup_check_every: int = 50,
         channels_last: bool = True,
-        compile: bool | str = False,
+        compile: str = "false",
     ):
         super().__init__()
         if channels_last:

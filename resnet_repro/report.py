@@ -38,22 +38,13 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 from omegaconf import DictConfig, OmegaConf
 
+from . import paper
 from .analysis import Unavailable, run_response_stds
-from .models import build_model, count_parameters
+from .config import CONF_DIR
+from .models import Net as NetIdentity
 from .results import load_runs
-from .runs import RUNTIME_KEYS, RunDir, code_commit, flatten, run_name
+from .runs import RunDir, code_commit, configuration, environment_text, run_settings
 
-PAPER_STEPS = 64000
-# The paper's Table 6, test error % (option A shortcuts). ResNet-110 is "best (mean ± std)" of 5 runs.
-PAPER_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.61, 1202: 7.93}
-PAPER_110_BEST, PAPER_110_STD = 6.43, 0.16
-PAPER_PLAIN_110 = "> 60"
-# Figure 6's panels as the paper draws them: (title, arch, depths).
-FIGURE6_PANELS = (
-    ("plain networks", "plain", (20, 32, 44, 56)),
-    ("ResNets", "resnet", (20, 32, 44, 56, 110)),
-    ("ResNet-110 vs ResNet-1202", "resnet", (110, 1202)),
-)
 FIGURE6_SIDES = ("left", "middle", "right")
 # Settings that only change how often things are measured, not what is learned like the paper.
 NOT_THE_PAPERS = {"eval_every", "log_every", "warmup.check_every"}
@@ -88,18 +79,16 @@ class Net:
     differs: dict = field(default_factory=dict)  # learned setting -> (ours, the paper's)
 
     @property
-    def key(self) -> tuple[str, int, str]:
-        return self.arch, self.depth, self.shortcut
+    def key(self) -> NetIdentity:
+        return NetIdentity(self.arch, self.depth, self.shortcut)
 
     @property
     def cli_name(self) -> str:  # as a user types it: plain-56, resnet-110, resnet-56-B
-        return run_name(self.arch, self.depth, self.shortcut)
+        return self.key.name
 
     @property
     def name(self) -> str:  # as the paper writes it: plain-56, ResNet-110, ResNet-56 (B)
-        if self.arch == "plain":
-            return f"plain-{self.depth}"
-        return f"ResNet-{self.depth}" + ("" if self.shortcut == "A" else f" ({self.shortcut})")
+        return self.key.display_name
 
     @property
     def usable(self) -> pd.DataFrame:
@@ -126,29 +115,22 @@ class Net:
 
 
 def learned_settings(cfg: DictConfig) -> dict:
-    """Flat learned settings: the config without runtime keys, the seed and the names derived from them."""
-    cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("defaults", "hydra")])  # conf/ has both
-    flat = flatten(OmegaConf.to_container(cfg, resolve=True))
-    drop = set(RUNTIME_KEYS) | {"seed", "run_id"}
-    return {k: v for k, v in flat.items() if not any(k == d or k.startswith(d + ".") for d in drop)}
+    """A run's settings without its seed (runs.run_settings, runs.configuration): runs with equal ones are one curve."""
+    return configuration(run_settings(cfg))
 
 
 @lru_cache(maxsize=1)
-def paper_settings() -> dict | None:
-    """conf/config.yaml's learned settings (the paper's protocol), or None where conf/ is not beside the package."""
-    path = Path(__file__).resolve().parents[1] / "conf" / "config.yaml"
-    try:
-        return learned_settings(OmegaConf.load(path))
-    except Exception:
-        return None
+def paper_settings() -> dict:
+    """conf/config.yaml's learned settings (the paper's protocol; the configs ship inside the package)."""
+    return learned_settings(OmegaConf.load(CONF_DIR / "config.yaml"))
 
 
 def settings_differing(settings: dict) -> dict:
     """Learned settings that are not the paper's, as {key: (ours, paper's)}; steps first."""
-    paper = paper_settings() or {"steps": PAPER_STEPS}
-    keys = sorted((settings.keys() | paper.keys()) - NOT_THE_PAPERS - {"arch", "depth", "shortcut"},
+    papers = paper_settings()
+    keys = sorted((settings.keys() | papers.keys()) - NOT_THE_PAPERS - {"arch", "depth", "shortcut"},
                   key=lambda k: (k != "steps", k))  # fmt: skip
-    return {k: (settings.get(k), paper.get(k)) for k in keys if settings.get(k) != paper.get(k)}
+    return {k: (settings.get(k), papers.get(k)) for k in keys if settings.get(k) != papers.get(k)}
 
 
 def dataset_label(run: RunDir, cfg: DictConfig) -> str:
@@ -173,7 +155,7 @@ def collect_nets(root: Path) -> tuple[list[Net], list[str]]:
             "run": run, "sweep": first.sweep, "arch": first.arch, "depth": int(first.depth),
             "shortcut": first.shortcut, "steps": int(first.steps), "seed": int(first.seed), "status": first.status,
             "last_step": int(rows.step.max()), "dataset": dataset_label(folder, cfg),
-            "trained_with": "; ".join(folder.environments()) or "not recorded",
+            "trained_with": "; ".join(map(environment_text, folder.environments())) or "not recorded",
             "settings": json.dumps(settings, sort_keys=True, default=str),
         })  # fmt: skip
     notes: list[str] = []
@@ -187,7 +169,7 @@ def collect_nets(root: Path) -> tuple[list[Net], list[str]]:
         for _, other in configs[1:]:
             sweeps = ", ".join(sorted(set(other.sweep)))
             notes.append(
-                f"{run_name(arch, depth, shortcut)}: left out {len(other)} run(s) with other settings (sweep {sweeps}, "
+                f"{NetIdentity(arch, int(depth), shortcut).name}: left out {len(other)} run(s) with other settings (sweep {sweeps}, "
                 f"steps={other.steps.iloc[0]}); report that sweep's folder to see them"
             )
         runs_of_net = chosen.drop(columns="settings").reset_index(drop=True)
@@ -218,7 +200,7 @@ def provenance_text(nets: list[Net], commit: str) -> str:
     """The footer every figure carries: data, steps, seeds, settings that are not the paper's, code."""
     datasets = sorted({d for n in nets for d in n.usable.dataset})
     steps = sorted({n.steps for n in nets})
-    steps_text = "steps=" + "/".join(map(str, steps)) + ("" if steps == [PAPER_STEPS] else f" (paper: {PAPER_STEPS})")
+    steps_text = "steps=" + "/".join(map(str, steps)) + ("" if steps == [paper.STEPS] else f" (paper: {paper.STEPS})")
     seeds = {_seeds(n.usable) for n in nets}
     seeds_text = (
         f"seeds {seeds.pop()}"
@@ -240,7 +222,7 @@ def provenance_text(nets: list[Net], commit: str) -> str:
 def net_record(net: Net) -> dict:
     return {
         "net": net.name, "arch": net.arch, "depth": net.depth, "shortcut": net.shortcut, "steps": net.steps,
-        "paper_steps": PAPER_STEPS,
+        "paper_steps": paper.STEPS,
         "settings_not_the_papers": {k: {"ours": a, "paper": b} for k, (a, b) in net.differs.items()},
         "runs": net.runs[["run", "seed", "status", "last_step", "dataset", "trained_with"]].to_dict("records"),
     }  # fmt: skip
@@ -295,13 +277,13 @@ def draw(ax, net: Net, split: str, linestyle: str, linewidth: float, label: str 
 def auto_ymax(nets: list[Net]) -> float:
     """The paper's 0-20% for full-length runs; shortened runs end far higher, so show all of their curves."""
     errors = [100 * n.metrics.error.max() for n in nets if not n.metrics.empty]
-    if not errors or all(n.steps >= PAPER_STEPS for n in nets):
+    if not errors or all(n.steps >= paper.STEPS for n in nets):
         return 20.0
     return float(min(100, 10 * np.ceil(max(errors) / 10)))
 
 
 def style_axes(ax, nets: list[Net], ymax: float, lowest: list[float]) -> None:
-    max_steps = max((n.steps for n in nets), default=PAPER_STEPS)
+    max_steps = max((n.steps for n in nets), default=paper.STEPS)
     ax.set_xlim(0, max_steps / 1e4)
     ax.set_ylim(0, ymax)
     ax.set_xlabel("iter. (1e4)")
@@ -314,13 +296,13 @@ def style_axes(ax, nets: list[Net], ymax: float, lowest: list[float]) -> None:
 
 def steps_note(nets: list[Net]) -> str:
     steps = sorted({n.steps for n in nets})
-    if steps == [PAPER_STEPS]:
+    if steps == [paper.STEPS]:
         return ""
-    return f"steps={'/'.join(map(str, steps))} (paper: {PAPER_STEPS})"
+    return f"steps={'/'.join(map(str, steps))} (paper: {paper.STEPS})"
 
 
 def empty_panel(ax, text: str) -> None:
-    ax.set_xlim(0, PAPER_STEPS / 1e4)
+    ax.set_xlim(0, paper.STEPS / 1e4)
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=11, color="0.4")
     ax.set_xlabel("iter. (1e4)")
     ax.set_ylabel("error (%)")
@@ -329,8 +311,9 @@ def empty_panel(ax, text: str) -> None:
 def figure1(nets: list[Net], out: Path, ymax: float, commit: str) -> tuple[list[Path], list[str], list[Net]]:
     """Training (left) and test (right) error of plain-20 and plain-56. Returns files, skips, nets drawn."""
     by_key = {n.key: n for n in nets if len(n.usable)}
-    shown = [by_key[k] for k in (("plain", 20, "none"), ("plain", 56, "none")) if k in by_key]
-    missing = [f"plain-{d}" for d in (20, 56) if ("plain", d, "none") not in by_key]
+    wanted = [NetIdentity.of("plain", 20), NetIdentity.of("plain", 56)]
+    shown = [by_key[k] for k in wanted if k in by_key]
+    missing = [k.name for k in wanted if k not in by_key]
     if not shown:
         return [], ["Figure 1: needs plain-20 and plain-56"], []
     skipped = [f"Figure 1: no {' or '.join(missing)} (drawn without)"] if missing else []
@@ -351,13 +334,12 @@ def figure1(nets: list[Net], out: Path, ymax: float, commit: str) -> tuple[list[
 def figure6(nets: list[Net], out: Path, ymax: float, commit: str) -> tuple[list[Path], list[str], list[Net]]:
     """Three panels: plain nets, ResNets, ResNet-110 vs 1202. Dashed = training error, bold = test error."""
     by_key = {n.key: n for n in nets if len(n.usable)}
-    shortcut = {"plain": "none", "resnet": "A"}
-    panels = [[by_key[(arch, d, shortcut[arch])] for d in depths if (arch, d, shortcut[arch]) in by_key]
-              for _, arch, depths in FIGURE6_PANELS]  # fmt: skip
+    wanted = [[NetIdentity.of(arch, d) for d in depths] for _, arch, depths in paper.FIGURE6_PANELS]
+    panels = [[by_key[k] for k in keys if k in by_key] for keys in wanted]
     drawn = {n.key for panel in panels for n in panel}
     skipped = []
-    for side, (_, arch, depths), panel in zip(FIGURE6_SIDES, FIGURE6_PANELS, panels):
-        missing = [run_name(arch, d) for d in depths if (arch, d, shortcut[arch]) not in by_key]
+    for side, keys, panel in zip(FIGURE6_SIDES, wanted, panels):
+        missing = [k.name for k in keys if k not in by_key]
         if not panel:
             skipped.append(f"Figure 6 {side}: needs {' and '.join(missing)}")
         elif missing:
@@ -369,13 +351,9 @@ def figure6(nets: list[Net], out: Path, ymax: float, commit: str) -> tuple[list[
         return [], ["Figure 6: needs plain or ResNet runs of depth 20, 32, 44, 56, 110 or 1202"] + skipped[-1:], []
     with matplotlib.rc_context(STYLE):
         fig, axes = new_figure("figure6", 1, 3)
-        for ax, (title, arch, depths), panel in zip(axes[0], FIGURE6_PANELS, panels):
+        for ax, (title, _, _), keys, panel in zip(axes[0], paper.FIGURE6_PANELS, wanted, panels):
             if not panel:
-                empty_panel(
-                    ax,
-                    "needs "
-                    + " and ".join(run_name(arch, d) for d in depths if (arch, d, shortcut[arch]) not in by_key),
-                )
+                empty_panel(ax, "needs " + " and ".join(k.name for k in keys if k not in by_key))
                 ax.set_ylim(0, ymax)
                 ax.set_title(title)
                 continue
@@ -463,25 +441,16 @@ def figure7(nets: list[Net], stats: pd.DataFrame, out: Path, commit: str, n_imag
 # --------------------------------------------------------------------------- Table 6
 
 
-@lru_cache(maxsize=None)
-def parameters(arch: str, depth: int, shortcut: str) -> int:
-    return count_parameters(build_model(arch, depth, None if shortcut in ("none", "A") else shortcut))
-
-
 def paper_number(net: Net) -> tuple[float | None, float | None, float | None, str]:
     """(paper's test error, its best, its std, as printed) for this net; None where the paper has none."""
     if net.arch == "plain":
-        return None, None, None, PAPER_PLAIN_110 if net.depth == 110 else "—"
-    if net.shortcut != "A" or net.depth not in PAPER_TEST_ERROR:
+        return None, None, None, paper.PLAIN_110 if net.depth == 110 else "—"
+    if net.shortcut != "A" or net.depth not in paper.TEST_ERROR:
         return None, None, None, "—"
     if net.depth == 110:
-        return (
-            PAPER_TEST_ERROR[110],
-            PAPER_110_BEST,
-            PAPER_110_STD,
-            f"{PAPER_110_BEST} best ({PAPER_TEST_ERROR[110]} ± {PAPER_110_STD})",
-        )
-    return PAPER_TEST_ERROR[net.depth], None, None, f"{PAPER_TEST_ERROR[net.depth]}"
+        mean, best, std = paper.TEST_ERROR[110], paper.RESNET110_BEST, paper.RESNET110_STD
+        return mean, best, std, f"{best} best ({mean} ± {std})"
+    return paper.TEST_ERROR[net.depth], None, None, f"{paper.TEST_ERROR[net.depth]}"
 
 
 def final_errors(net: Net, split: str) -> pd.Series:
@@ -501,17 +470,17 @@ def table6_rows(nets: list[Net], commit: str) -> tuple[pd.DataFrame, list[str]]:
             skipped.append(f"Table 6 {net.cli_name}: no finished run ({state})")
             continue
         row = {"net": net.name, "arch": net.arch, "depth": net.depth, "shortcut": net.shortcut,
-               "params": parameters(net.arch, net.depth, net.shortcut), "steps": net.steps,
-               "paper_steps": PAPER_STEPS, "runs": len(net.done), "runs_unfinished": len(net.runs) - len(net.done),
+               "params": net.key.parameters, "steps": net.steps,
+               "paper_steps": paper.STEPS, "runs": len(net.done), "runs_unfinished": len(net.runs) - len(net.done),
                "seeds": _seeds(net.done)}  # fmt: skip
         for split in ("test", "val"):
             errors = final_errors(net, split)
             row[f"{split}_error_mean"] = errors.mean() if len(errors) else np.nan
             row[f"{split}_error_std"] = errors.std(ddof=1) if len(errors) > 1 else np.nan  # sample std over runs
             row[f"{split}_error_best"] = errors.min() if len(errors) else np.nan
-        paper, paper_best, paper_std, _ = paper_number(net)
-        row.update({"paper_test_error": paper, "paper_test_error_best": paper_best, "paper_test_error_std": paper_std,
-                    "difference": row["test_error_mean"] - paper if paper is not None else np.nan,
+        papers, papers_best, papers_std, _ = paper_number(net)
+        row.update({"paper_test_error": papers, "paper_test_error_best": papers_best, "paper_test_error_std": papers_std,
+                    "difference": row["test_error_mean"] - papers if papers is not None else np.nan,
                     "dataset": " + ".join(sorted(set(net.done.dataset))), "trained_with": " | ".join(trained_with([net])),
                     "report_code_commit": commit})  # fmt: skip
         rows.append(row)
@@ -546,7 +515,7 @@ def table6_markdown(table: pd.DataFrame, nets: list[Net], commit: str) -> str:
         "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]  # fmt: skip
     for r in table.itertuples():
-        steps = f"{r.steps}" + ("" if r.steps == PAPER_STEPS else f" (paper: {PAPER_STEPS})")
+        steps = f"{r.steps}" + ("" if r.steps == paper.STEPS else f" (paper: {paper.STEPS})")
         runs = f"{r.runs} ({r.seeds})" + (f", {r.runs_unfinished} unfinished" if r.runs_unfinished else "")
         lines.append(
             f"| {r.net} | {r.params / 1e6:.2f}M ({r.params:,}) | {steps} | {runs} "

@@ -10,8 +10,10 @@ so re-running a sweep finds its own runs. Each holds:
     weights.pt    a finished run's final network weights alone (what a collected run keeps of last.ckpt)
     error.txt     the traceback, when a run failed
     dataset.txt   what it trained on, e.g. "CIFAR-10 (JPEG q75 copy)"
-    trained_with.txt  one line per distinct environment it trained in (a resume may move it):
-                  code commit, precision, device, torch version
+    trained_with.json  how it was computed: one entry per distinct environment it trained in (a resume
+                  may move it), {"code": commit, "precision", "device", "compile", "torch", "cpu" or "gpu"}.
+                  Runs made before it have trained_with.txt instead (one prose line per environment),
+                  which is still read.
 
 Every file is written whole to a temporary name and renamed into place, so a
 crash or a concurrent reader never sees half a file. A file that cannot be read
@@ -24,6 +26,7 @@ import csv
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -33,22 +36,38 @@ from typing import Callable
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from .models import ARCH_SHORTCUTS
+from .models import net_name, resolve_shortcut
 
 STATES = ("running", "done", "failed", "diverged")
 METRIC_COLUMNS = ("step", "split", "error", "loss", "lr", "elapsed_s")
+
+# The config names a run's directory through this resolver: run_id: ${run_name:${arch},${depth},${shortcut}}/seed${seed}
+OmegaConf.register_new_resolver("run_name", net_name, replace=True)
+
+# ---- which settings define a run: the one rule, for resume (RunDir.check_config) and the report alike
 # Keys that say how or where a run executes, not what it learns: they may change on resume.
-RUNTIME_KEYS = ("data.root", "data.download", "data.cache_dir", "trainer", "out_dir", "name", "run_dir", "report")
+RUNTIME_KEYS = ("data.root", "data.download", "data.cache_dir", "trainer", "out_dir", "name", "run_id", "run_dir", "report")
 
 
-def run_name(arch: str, depth: int, shortcut: str | None = None) -> str:
-    """plain-20, resnet-56; a non-default shortcut is named: resnet-56-B."""
-    if shortcut in (None, "None", "null") or ARCH_SHORTCUTS.get(arch) == str(shortcut):
-        return f"{arch}-{depth}"
-    return f"{arch}-{depth}-{shortcut}"
+def run_settings(cfg: DictConfig | dict) -> dict:
+    """What defines a run, flat ({"optim.lr": 0.1, ...}): its config without the runtime keys, the
+    shortcut resolved (unset and the arch's own are one net). Two configs with equal settings are one
+    run (a resume may change the rest); runs whose settings differ only in `seed` are repeats of one
+    configuration (`configuration`)."""
+    if isinstance(cfg, DictConfig):  # conf/config.yaml itself has both; a run's config has neither
+        cfg = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("defaults", "hydra")]), resolve=True)
+    flat = flatten({k: v for k, v in cfg.items() if k not in ("defaults", "hydra")})
+    settings = {k: v for k, v in flat.items() if not any(k == r or k.startswith(r + ".") for r in RUNTIME_KEYS)}
+    try:
+        settings["shortcut"] = resolve_shortcut(settings.get("arch"), settings.get("shortcut"))
+    except ValueError:  # a refused setting: compared as it was written
+        pass
+    return settings
 
 
-OmegaConf.register_new_resolver("run_name", run_name, replace=True)
+def configuration(settings: dict) -> dict:
+    """The settings of a run without its seed: what the runs drawn as one curve share."""
+    return {k: v for k, v in settings.items() if k != "seed"}
 
 
 class ConfigMismatch(ValueError):
@@ -83,18 +102,6 @@ def _first_line(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def _learned(cfg: DictConfig) -> dict:
-    """The config without its runtime keys: what must match for two runs to be the same run."""
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    for key in RUNTIME_KEYS:
-        *parents, last = key.split(".")
-        node = plain
-        for p in parents:
-            node = node.get(p, {})
-        node.pop(last, None)
-    return plain
-
-
 def flatten(d: dict, prefix: str = "") -> dict:
     """{"optim": {"lr": 0.1}} -> {"optim.lr": 0.1}"""
     out = {}
@@ -123,6 +130,29 @@ def code_commit() -> str:
         return "unknown"
 
 
+# trained_with.txt's lines, e.g. "code 60b8b6f + uncommitted changes, bf16-mixed on cpu, torch 2.14.1"
+_ENVIRONMENT_LINE = re.compile(r"code (?P<code>.+), (?P<precision>\S+) on (?P<device>\S+), torch (?P<torch>\S+)")
+
+
+def parse_environment_text(line: str) -> dict:
+    """A line of an old trained_with.txt as the dict trained_with.json holds; {"note": line} if it is not one."""
+    match = _ENVIRONMENT_LINE.fullmatch(line.strip())
+    return match.groupdict() if match else {"note": line.strip()}
+
+
+def environment_text(environment: dict) -> str:
+    """One environment in a line: "code c0ffee, bf16-mixed on cpu (AMD EPYC 9B14), compiled, torch 2.14.1"."""
+    if set(environment) == {"note"}:
+        return environment["note"]
+    hardware = environment.get("gpu") or environment.get("cpu")
+    text = f"code {environment.get('code', 'unknown')}, {environment.get('precision', '?')} on {environment.get('device', '?')}"
+    text += f" ({hardware})" if hardware else ""
+    compile = environment.get("compile", "false")
+    if compile != "false":
+        text += ", compiled" if compile == "true" else f", compiled ({compile})"
+    return text + f", torch {environment.get('torch', '?')}"
+
+
 class RunDir:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -133,34 +163,42 @@ class RunDir:
         self.weights_file = self.path / "weights.pt"
         self.error_file = self.path / "error.txt"
         self.dataset_file = self.path / "dataset.txt"
-        self.trained_with_file = self.path / "trained_with.txt"
+        self.trained_with_file = self.path / "trained_with.json"
+        self.trained_with_text_file = self.path / "trained_with.txt"  # written by runs made before trained_with.json
         self.lock_file = self.path / ".lock"
 
     # ---- provenance
-    def record_environment(self, line: str) -> None:
-        """Add `line` to trained_with.txt unless it is there: earlier lines (a run resumed elsewhere) are kept."""
-        lines = self.environments()
-        if line not in lines:
-            atomic_write(self.trained_with_file, "".join(f"{x}\n" for x in [*lines, line]))
+    def record_environment(self, environment: dict) -> None:
+        """Add `environment` to trained_with.json unless it is there: earlier ones (a run resumed elsewhere) are kept."""
+        environments = self.environments()
+        if environment not in environments:
+            atomic_write(self.trained_with_file, json.dumps([*environments, environment], indent=1) + "\n")
 
-    def environments(self) -> list[str]:
+    def environments(self) -> list[dict]:
+        """What the run trained with, one dict per environment (see the module's doc); [] if not recorded."""
         try:
-            return [x for x in self.trained_with_file.read_text().splitlines() if x.strip()]
+            return json.loads(self.trained_with_file.read_text())
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError):
+            return [{"note": f"unreadable {self.trained_with_file.name}"}]
+        try:
+            return [parse_environment_text(x) for x in self.trained_with_text_file.read_text().splitlines() if x.strip()]
         except OSError:
             return []
 
     # ---- config
-    def check_config(self, cfg: DictConfig) -> None:
-        """Refuse to mix two configs in one directory; a runtime key may differ."""
+    def check_config(self, cfg: DictConfig | dict) -> None:
+        """Refuse to mix two runs in one directory: their `run_settings` must be equal (runtime keys may differ)."""
         if not self.config_file.is_file():
             return
         try:
-            old = flatten(_learned(OmegaConf.load(self.config_file)))
+            old = run_settings(OmegaConf.load(self.config_file))
         except Exception as e:
             raise RunFileError(
                 f"unreadable {self.config_file} ({_first_line(e)}); restore it, or delete {self.path} to retrain the run"
             ) from None
-        new = flatten(_learned(cfg))
+        new = run_settings(cfg)
         changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
         if changed:
             diffs = ", ".join(f"{k}: {old.get(k)} -> {new.get(k)}" for k in changed[:4])
@@ -169,9 +207,9 @@ class RunDir:
                 f"use another name=<sweep> or out_dir=, or restore the old values"
             )
 
-    def save_config(self, cfg: DictConfig) -> None:
+    def save_config(self, cfg: DictConfig | dict) -> None:
         if not self.config_file.is_file():
-            atomic_write(self.config_file, OmegaConf.to_yaml(cfg, resolve=True))
+            atomic_write(self.config_file, OmegaConf.to_yaml(OmegaConf.create(cfg), resolve=True))
 
     # ---- status
     def status(self) -> dict:

@@ -26,8 +26,9 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from .config import ConfigError, resolve
 from .runs import ConfigMismatch, RunDir, RunFileError, atomic_write
-from .train import ConfigError, train
+from .train import train
 
 # The folder where this sweep's jobs write their outcomes: set when the sweep starts, inherited by
 # every job it launches (joblib and submitit start their processes with this environment; sbatch
@@ -38,16 +39,17 @@ BAD_INPUT = (ConfigError, ConfigMismatch, RunFileError)
 
 
 def run_job(cfg: DictConfig) -> str:
+    """One job of `run.py`: resolve its config (every setting checked before any work), then train."""
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode != RunMode.MULTIRUN:
         try:
-            return train(cfg)
+            return train(resolve(cfg))
         except BAD_INPUT as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
     message = ""
     try:
-        state = train(cfg)
+        state = train(resolve(cfg))
         if state == "diverged":
             message = RunDir(cfg.run_dir).status().get("reason", "")
         elif state == "running":

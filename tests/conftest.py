@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny CIFAR-format data sets made on the spot, and configs composed from conf/."""
+"""Shared fixtures: tiny CIFAR-format data sets made on the spot, and configs composed from the package's conf/."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 from PIL import Image
 
+from resnet_repro.config import RunSpec, compose, resolve
 from resnet_repro.data import CLASSES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,8 +62,12 @@ def tiny_folders(tmp_path_factory) -> Path:
 
 def make_config(overrides: list[str] | None = None):
     """The config `run.py` would see with these overrides."""
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides or [])
+    return compose(overrides)
+
+
+def make_spec(overrides: list[str] | None = None, check_data: bool = True) -> RunSpec:
+    """The run `run.py` would train with these overrides (every setting checked)."""
+    return resolve(compose(overrides), check_data=check_data)
 
 
 def tiny_overrides(data_root: Path, out_dir: Path) -> list[str]:

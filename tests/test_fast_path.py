@@ -16,12 +16,13 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from conftest import make_config
+from conftest import make_spec
 
 from resnet_repro.data import PAD, TrainBatches
 from resnet_repro.models import build_model
 from resnet_repro.module import compiled
-from resnet_repro.train import COMPILE_AUTO_MIN_STEPS, build_module, build_trainer, compile_setting, cpu_has_native_bf16, precision
+from resnet_repro.config import COMPILE_AUTO_MIN_STEPS, cpu_has_native_bf16
+from resnet_repro.train import build_module, build_trainer
 
 POSITIONS = 2 * PAD + 1  # 9 crop offsets per axis
 
@@ -175,20 +176,20 @@ FP32 = "trainer.precision=32-true"
 )
 def test_fast_step_matches_eager_nchw_step(tmp_path, overrides):
     steps = 3
-    cfg = make_config(["arch=resnet", "depth=8", "trainer.progress_bar=false", "trainer.accelerator=cpu", *overrides])
-    tol = TOLERANCES[precision(cfg)]
+    spec = make_spec(["arch=resnet", "depth=8", "trainer.progress_bar=false", "trainer.accelerator=cpu", *overrides], check_data=False)
+    tol = TOLERANCES[spec.trainer.precision]
     torch.manual_seed(0)
-    module = build_module(cfg)
+    module = build_module(spec)
     reference = build_model("resnet", 8)
     start = {k: v.clone() for k, v in module.model.state_dict().items()}
     images = torch.randint(0, 256, (512, 3, 32, 32), dtype=torch.uint8)
     labels = torch.randint(0, 10, (512,))
-    stream = iter(TrainBatches(images, labels, images.float().mean(0) / 255, cfg.batch_size, seed=0,
-                               channels_last=cfg.trainer.channels_last))  # fmt: skip
+    stream = iter(TrainBatches(images, labels, images.float().mean(0) / 255, spec.batch_size, seed=0,
+                               channels_last=spec.trainer.channels_last))  # fmt: skip
     batches = [next(stream) for _ in range(steps)]
 
     capture = Capture(steps)
-    trainer = build_trainer(cfg, tmp_path, callbacks=[capture])
+    trainer = build_trainer(spec, tmp_path, callbacks=[capture])
     trainer.fit(module, train_dataloaders=Replay(batches))
     assert trainer.global_step == steps == len(capture.grads)
 
@@ -209,44 +210,57 @@ def test_fast_step_matches_eager_nchw_step(tmp_path, overrides):
 
     # The whole loop (Lightning's optimizer, the lr schedule) against torch's SGD in a plain loop.
     reference.load_state_dict(start)
-    losses = eager_training(reference, batches, **{k: cfg.optim[k] for k in ("lr", "momentum", "weight_decay")})
+    losses = eager_training(reference, batches, lr=spec.optim.lr, momentum=spec.optim.momentum, weight_decay=spec.optim.weight_decay)
     fast, ref = module.model.state_dict(), reference.state_dict()
     floats = [n for n, v in ref.items() if v.is_floating_point()]  # weights and BN running statistics
-    if not cfg.trainer.channels_last and module.forward_fn is module.model and precision(cfg) == "32-true":
+    if not spec.trainer.channels_last and module.forward_fn is module.model and spec.trainer.precision == "32-true":
         # The same kernels in the same order: the Lightning path is bit for bit the plain loop.
         assert capture.losses == losses and all(torch.equal(fast[n], ref[n]) for n in ref)
     assert capture.losses == pytest.approx(losses, rel=tol["loss"])
     error = relative_error(flat(fast, floats), flat(ref, floats))
     worst["weights"] = error
-    print(f"{overrides} ({precision(cfg)}): worst relative errors {worst}")
+    print(f"{overrides} ({spec.trainer.precision}): worst relative errors {worst}")
     assert error < tol["weights"]
     for name in floats:
         assert relative_error(fast[name], ref[name]) < tol["tensor"], f"{name} differs after {steps} steps"
     assert all(torch.equal(fast[n], ref[n]) for n in ref if n not in floats)  # num_batches_tracked
 
 
+def compile_setting(overrides: list[str]) -> str:
+    return make_spec(overrides, check_data=False).trainer.compile
+
+
+def precision(overrides: list[str]) -> str:
+    return make_spec(overrides, check_data=False).trainer.precision
+
+
 def test_compile_setting():
     model = build_model("resnet", 8)
-    assert compiled(model, False) is model and compiled(model, "false") is model and compiled(model, None) is model
-    assert compiled(model, True) is not model
+    assert compiled(model, "false") is model
+    assert compiled(model, "true") is not model
     fp32 = ["trainer.accelerator=cpu", "trainer.precision=32-true"]
     # auto: an fp32 run long enough to pay back the compile time is compiled, a short one not.
-    assert compile_setting(make_config([*fp32, f"steps={COMPILE_AUTO_MIN_STEPS - 1}"])) == "false"
-    assert compile_setting(make_config([*fp32, f"steps={COMPILE_AUTO_MIN_STEPS}"])) == "true"
-    full, short = build_module(make_config(fp32)), build_module(make_config([*fp32, "steps=600"]))
+    assert compile_setting([*fp32, f"steps={COMPILE_AUTO_MIN_STEPS - 1}"]) == "false"
+    assert compile_setting([*fp32, f"steps={COMPILE_AUTO_MIN_STEPS}"]) == "true"
+    full, short = build_module(make_spec(fp32, check_data=False)), build_module(make_spec([*fp32, "steps=600", "eval_every=200"], check_data=False))
     assert full.forward_fn is not full.model and short.forward_fn is short.model
     # bf16 on a CPU: the compiled step measured no faster, so auto stays eager at any length.
-    assert compile_setting(make_config(["trainer.accelerator=cpu", "trainer.precision=bf16-mixed"])) == "false"
-    assert compile_setting(make_config(["trainer.accelerator=cpu", "trainer.precision=bf16-mixed", "trainer.compile=true"])) == "true"
-    # Every spelling that leaves the model eager resolves to "false", so a caller's `!= "false"` means compiled.
-    assert all(compile_setting(make_config([f"trainer.compile={v}"])) == "false" for v in ("false", "off", "none", "0"))
+    assert compile_setting(["trainer.accelerator=cpu", "trainer.precision=bf16-mixed"]) == "false"
+    assert compile_setting(["trainer.accelerator=cpu", "trainer.precision=bf16-mixed", "trainer.compile=true"]) == "true"
+    # Every spelling that leaves the model eager resolves to "false", so a caller's `!= "false"` means compiled;
+    # every spelling of torch.compile's default mode resolves to "true"; a mode keeps its name.
+    assert all(compile_setting([f"trainer.compile={v}"]) == "false" for v in ("false", "off", "none", "0", "null", "OFF"))
+    assert all(compile_setting([f"trainer.compile={v}"]) == "true" for v in ("true", "1", "default"))
+    assert compile_setting(["trainer.compile=max-autotune"]) == "max-autotune"
 
 
-def test_precision_setting():
-    cpu = make_config(["trainer.accelerator=cpu"])
-    assert precision(cpu) == ("bf16-mixed" if cpu_has_native_bf16() else "32-true")
-    assert precision(make_config(["trainer.accelerator=cuda"])) == "bf16-mixed"
-    assert precision(make_config(["trainer.accelerator=cuda", "trainer.precision=32-true"])) == "32-true"
+def test_precision_setting(monkeypatch):
+    assert precision(["trainer.accelerator=cpu"]) == ("bf16-mixed" if cpu_has_native_bf16() else "32-true")
+    assert precision(["trainer.accelerator=cpu", "trainer.precision=32"]) == "32-true"
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)  # resolving looks for a GPU; none is used here
+    assert precision(["trainer.accelerator=cuda"]) == "bf16-mixed"
+    assert precision(["trainer.accelerator=cuda", "trainer.precision=32-true"]) == "32-true"
+    assert precision(["trainer.accelerator=auto"]) == "bf16-mixed"
 
 
 class CountHostReads(pl.Callback):
@@ -278,13 +292,13 @@ class CountHostReads(pl.Callback):
 def test_training_steps_never_wait_for_the_device(tmp_path, monkeypatch):
     """The per-step path (data, step, counters, lr schedule, progress bar) reads nothing back from the device."""
     steps = 24
-    cfg = make_config(["arch=resnet", "depth=8", "batch_size=16", f"steps={steps}", "trainer.compile=false",
-                       "trainer.accelerator=cpu", "trainer.progress_bar=true"])  # fmt: skip
-    module = build_module(cfg)
+    spec = make_spec(["arch=resnet", "depth=8", "batch_size=16", f"steps={steps}", f"eval_every={steps}", "trainer.compile=false",
+                      "trainer.accelerator=cpu", "trainer.progress_bar=true"], check_data=False)  # fmt: skip
+    module = build_module(spec)
     images = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8)
     counter = CountHostReads(monkeypatch, first=1, last=steps - 2)  # the progress bar refreshes at steps 10 and 20
-    trainer = build_trainer(cfg, tmp_path, callbacks=[counter])
-    batches = TrainBatches(images, torch.randint(0, 10, (256,)), images.float().mean(0) / 255, cfg.batch_size, seed=0,
+    trainer = build_trainer(spec, tmp_path, callbacks=[counter])
+    batches = TrainBatches(images, torch.randint(0, 10, (256,)), images.float().mean(0) / 255, spec.batch_size, seed=0,
                            start_step=lambda: trainer.global_step)  # fmt: skip
     trainer.fit(module, train_dataloaders=batches)
     assert trainer.global_step == steps

@@ -76,3 +76,19 @@ def test_bad_arch_and_shortcut():
     with pytest.raises(ValueError, match="cannot take"):
         resolve_shortcut("plain", "A")
     assert resolve_shortcut("resnet", "B") == "B"
+
+
+def test_a_nets_identity_and_names():
+    from resnet_repro.models import Net, net_name
+
+    assert Net.of("resnet", 56) == Net("resnet", 56, "A") and Net.of("plain", 20).shortcut == "none"
+    assert [Net.of(*a).name for a in (("plain", 20), ("resnet", 56), ("resnet", 56, "A"), ("resnet", 56, "B"))] == [
+        "plain-20", "resnet-56", "resnet-56", "resnet-56-B"]  # fmt: skip
+    assert [Net.of(*a).display_name for a in (("plain", 56), ("resnet", 110), ("resnet", 56, "B"))] == [
+        "plain-56", "ResNet-110", "ResNet-56 (B)"]  # fmt: skip
+    assert Net.of("plain", 20).parameters == Net.of("resnet", 20).parameters == PAPER_PARAMS[20]
+    assert Net.of("resnet", 20, "B").parameters > PAPER_PARAMS[20]
+    assert net_name("resnet", 21) == "resnet-21"  # names a refused run's folder too; checks nothing
+    for bad in (("resnet", 21, "A"), ("plain", 20, "A"), ("resnet", 20, None), ("vgg", 20, "none")):
+        with pytest.raises(ValueError):
+            Net(*bad)

@@ -27,7 +27,7 @@ def fake_run(out, arch, depth, seed, errors, status="done", steps=2000, name="ha
     run.path.mkdir(parents=True)
     run.config_file.write_text(OmegaConf.to_yaml(cfg, resolve=True))
     run.dataset_file.write_text("CIFAR-10 (test copy)\n")
-    run.record_environment(f"code c0ffee, {'bf16-mixed' if depth == 56 else '32-true'} on cpu, torch 2")
+    run.record_environment({"code": "c0ffee", "precision": "bf16-mixed" if depth == 56 else "32-true", "device": "cpu", "torch": "2"})
     rows = [{"step": 1000 * (i + 1), "split": split, "error": e, "loss": 1.0, "lr": 0.1, "elapsed_s": 1.0}
             for split, values in errors.items() for i, e in enumerate(values)]  # fmt: skip
     run.write_metrics(sorted(rows, key=lambda r: r["step"]))
@@ -230,3 +230,20 @@ def test_error_axis_is_the_papers_for_full_runs_and_fits_shortened_ones(tmp_path
     assert auto_ymax(collect_nets(tmp_path / "half")[0]) == 70.0
     fake_run(tmp_path / "full", "resnet", 20, 0, {"train": [0.5, 0.01], "test": [0.5, 0.08]}, steps=2000 * 32)
     assert auto_ymax(collect_nets(tmp_path / "full")[0]) == 20.0  # the paper's axis
+
+
+def test_runs_recorded_before_trained_with_json_are_read_as_data(tmp_path):
+    run = fake_run(tmp_path, "plain", 20, 0, {"train": [0.5, 0.2], "test": [0.5, 0.25]})
+    run.trained_with_file.unlink()  # as a run made before trained_with.json has it
+    run.trained_with_text_file.write_text("code 60b8b6f + uncommitted changes, bf16-mixed on cpu, torch 2.14.1\n")
+    old = {"code": "60b8b6f + uncommitted changes", "precision": "bf16-mixed", "device": "cpu", "torch": "2.14.1"}
+    assert run.environments() == [old]
+    make_report(tmp_path, tmp_path / "report", figure7_on=False, verbose=False)
+    table = (tmp_path / "report" / "table6.md").read_text()
+    assert "Trained with: code 60b8b6f + uncommitted changes, bf16-mixed on cpu, torch 2.14.1  " in table
+    # Resumed elsewhere: the old environment is kept, the new one added, both as data.
+    new = {"code": "c0ffee", "precision": "32-true", "device": "cuda", "gpu": "A100", "compile": "true", "torch": "2"}
+    run.record_environment(new)
+    assert json.loads(run.trained_with_file.read_text()) == [old, new] == run.environments()
+    make_report(tmp_path, tmp_path / "report", figure7_on=False, verbose=False)
+    assert "| code c0ffee, 32-true on cuda (A100), compiled, torch 2" in (tmp_path / "report" / "table6.md").read_text()

@@ -17,11 +17,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, make_config, tiny_overrides
+from conftest import REPO, make_spec, tiny_overrides
 
+from resnet_repro.config import CONF_DIR, ConfigError
+from resnet_repro.module import Classifier
 from resnet_repro.results import load_runs
 from resnet_repro.runs import ConfigMismatch, RunDir, RunFileError
-from resnet_repro.train import ConfigError, train
+from resnet_repro.train import train
 
 # One thread per process: the test machine is shared, and a run resumed in another process
 # must do its arithmetic exactly as the uninterrupted one does.
@@ -102,7 +104,7 @@ def test_killed_run_resumes_to_the_same_metrics(tiny_batches, tmp_path):
     """SIGKILL at a random moment, SIGKILL in the middle of a checkpoint write, SIGTERM:
     each time the same command resumes, and the end result equals an uninterrupted run's."""
     overrides = [*tiny_overrides(tiny_batches, tmp_path / "killed"), *RESUMABLE]
-    assert train(make_config([*tiny_overrides(tiny_batches, tmp_path / "whole"), *RESUMABLE])) == "done"
+    assert train(make_spec([*tiny_overrides(tiny_batches, tmp_path / "whole"), *RESUMABLE])) == "done"
     whole = run_dir(tmp_path / "whole")
     run = run_dir(tmp_path / "killed")
 
@@ -142,7 +144,7 @@ def test_killed_run_resumes_to_the_same_metrics(tiny_batches, tmp_path):
     assert "[resume]" in (tmp_path / "3.log").read_text()
 
     # 4. The same run, to the end: the metrics are those of the run that was never interrupted.
-    assert train(make_config(overrides)) == "done"
+    assert train(make_spec(overrides)) == "done"
     assert metrics(run) == metrics(whole)
     assert [r["step"] for r in metrics(run)][-1] == 60
     final = torch.load(run.checkpoint, weights_only=False)
@@ -170,27 +172,27 @@ def test_warmup_ending_at_a_checkpoint_survives_a_resume(tiny_batches, tmp_path,
     """The warm-up ends at step 4, the very step a checkpoint is written and the run is killed."""
     warmup = ["depth=8", "steps=12", "trainer.deterministic=true", "warmup.enabled=true", "warmup.check_every=4",
               "warmup.until_train_error=1.01"]  # fmt: skip
-    assert train(make_config([*tiny_overrides(tiny_batches, tmp_path / "whole"), *warmup])) == "done"
-    cfg = make_config([*tiny_overrides(tiny_batches, tmp_path / "killed"), *warmup])
+    assert train(make_spec([*tiny_overrides(tiny_batches, tmp_path / "whole"), *warmup])) == "done"
+    spec = make_spec([*tiny_overrides(tiny_batches, tmp_path / "killed"), *warmup])
     with monkeypatch.context() as patch:
         crash_after_checkpoint(patch, at_step=4)
         with pytest.raises(Crash):
-            train(cfg)
-    assert train(cfg) == "done"
+            train(spec)
+    assert train(spec) == "done"
     assert metrics(run_dir(tmp_path / "killed")) == metrics(run_dir(tmp_path / "whole"))
     assert torch.load(run_dir(tmp_path / "killed").checkpoint, weights_only=False)["warmup"]["ended_at"] == 4
 
 
 def test_run_killed_after_its_last_checkpoint_is_done_on_rerun(tiny_batches, tmp_path, monkeypatch):
-    cfg = make_config([*tiny_overrides(tiny_batches, tmp_path), "depth=8"])
+    spec = make_spec([*tiny_overrides(tiny_batches, tmp_path), "depth=8"])
     with monkeypatch.context() as patch:
         crash_after_checkpoint(patch, at_step=8)  # the final checkpoint is in place, "done" is not said yet
         with pytest.raises(Crash):
-            train(cfg)
+            train(spec)
     run = run_dir(tmp_path)
     assert run.status()["state"] == "running"
     before = run.metrics_file.read_text()
-    assert train(cfg) == "done"
+    assert train(spec) == "done"
     assert run.status()["state"] == "done" and run.metrics_file.read_text() == before
 
 
@@ -228,37 +230,40 @@ def test_a_sweep_on_joblib_extended_on_submitit(tiny_batches, tmp_path):
 
 
 def test_changed_config_in_an_existing_directory_is_refused(tiny_batches, tmp_path):
-    cfg = make_config([*tiny_overrides(tiny_batches, tmp_path), "depth=8"])
-    assert train(cfg) == "done"
+    spec = make_spec([*tiny_overrides(tiny_batches, tmp_path), "depth=8"])
+    assert train(spec) == "done"
     run = run_dir(tmp_path)
     before = {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()}
     for change in ("optim.lr=0.05", "batch_size=8", "data.val_size=10"):
         with pytest.raises(ConfigMismatch) as refused:
-            train(make_config([*tiny_overrides(tiny_batches, tmp_path), "depth=8", change]))
+            train(make_spec([*tiny_overrides(tiny_batches, tmp_path), "depth=8", change]))
         message = str(refused.value)
         assert "\n" not in message and "another config" in message and "name=" in message
         key, value = change.split("=")
         assert f"{key}: " in message and f"-> {value}" in message
     # What says how or where a run executes may change.
-    assert train(make_config([*tiny_overrides(tiny_batches, tmp_path), "depth=8", "trainer.eval_batch_size=7"])) == "done"
+    assert train(make_spec([*tiny_overrides(tiny_batches, tmp_path), "depth=8", "trainer.eval_batch_size=7"])) == "done"
     assert {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()} == before
 
 
 def test_divergence_failure_and_bad_input_do_not_stop_a_sweep(tiny_batches, tmp_path):
-    """Four jobs: one trains, one diverges (lr=1e6 makes the loss NaN), one fails while
-    training (an accelerator this machine lacks), one is refused (depth=21)."""
+    """Four jobs: one trains, one diverges (lr=1e6 makes the loss NaN), one fails once it has
+    started (its data cache cannot be written: a file stands where its folder should be), one is
+    refused (depth=21)."""
     cases = tmp_path / "conf" / "case"
     cases.mkdir(parents=True)
-    for name, settings in {
-        "ok": "depth: 8",
-        "diverge": "depth: 14\noptim:\n  lr: 1.0e6",
-        "fail": "depth: 20\ntrainer:\n  accelerator: tpu",
-        "invalid": "depth: 21",
+    (tmp_path / "a-file").write_text("not a folder\n")
+    for name, (settings, cache_dir) in {
+        "ok": ("depth: 8", "null"),
+        "diverge": ("depth: 14\noptim:\n  lr: 1.0e6", "null"),
+        "fail": ("depth: 20", tmp_path / "a-file" / "cache"),
+        "invalid": ("depth: 21", "null"),
     }.items():
-        (cases / f"{name}.yaml").write_text(f"# @package _global_\n{settings}\n")
+        (cases / f"{name}.yaml").write_text(f"# @package _global_\n{settings}\ndata:\n  cache_dir: {cache_dir}\n")
     out = tmp_path / "exp"
+    overrides = [o for o in sweep_overrides(tiny_batches, out) if not o.startswith("data.cache_dir=")]  # the cases set it
     result = run_py("-m", "--config-dir", str(tmp_path / "conf"), "+case=ok,diverge,fail,invalid", "name=mixed",
-                    *sweep_overrides(tiny_batches, out), "steps=16", "log_every=2")  # fmt: skip
+                    *overrides, "steps=16", "log_every=2")  # fmt: skip
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     assert "4 runs: 1 diverged, 1 done, 1 failed, 1 invalid" in result.stdout
     summary = result.stdout[result.stdout.index("4 runs:") :]
@@ -276,7 +281,7 @@ def test_divergence_failure_and_bad_input_do_not_stop_a_sweep(tiny_batches, tmp_
 
     # Re-running the sweep skips what is settled (done, diverged) and retries what failed.
     again = run_py("-m", "--config-dir", str(tmp_path / "conf"), "+case=ok,diverge,fail", "name=mixed",
-                   *sweep_overrides(tiny_batches, out), "steps=16", "log_every=2")  # fmt: skip
+                   *overrides, "steps=16", "log_every=2")  # fmt: skip
     assert again.returncode == 1 and "3 runs: 1 diverged, 1 done, 1 failed" in again.stdout
     assert again.stdout.count("[skip]") == 2 and failed.error_file.stat().st_mtime_ns > failed_at
 
@@ -325,37 +330,45 @@ def test_malformed_data_is_one_line_before_any_work(tiny_batches, tmp_path, dama
             (folder / p.name).write_bytes(p.read_bytes())
         batch = folder / "data_batch_3"
         batch.write_bytes(batch.read_bytes()[:1000])
-    cfg = make_config([*tiny_overrides(root, tmp_path / "exp"), "depth=8"])
+    spec = make_spec([*tiny_overrides(root, tmp_path / "exp"), "depth=8"])
     with pytest.raises(ConfigError, match=message) as refused:
-        train(cfg)
+        train(spec)
     assert "\n" not in str(refused.value)
-    assert not (Path(cfg.run_dir) / "config.yaml").exists() and not (Path(cfg.run_dir) / "status.json").exists()
+    assert not (spec.run_dir / "config.yaml").exists() and not (spec.run_dir / "status.json").exists()
 
 
 def test_batch_larger_than_the_data_is_one_line_before_any_work(tiny_batches, tmp_path):
-    cfg = make_config([*tiny_overrides(tiny_batches, tmp_path), "depth=8", "batch_size=512"])
+    spec = make_spec([*tiny_overrides(tiny_batches, tmp_path), "depth=8", "batch_size=512"])
     with pytest.raises(ConfigError, match="batch_size=512 is larger than the 100 training images") as refused:
-        train(cfg)
-    assert "\n" not in str(refused.value) and not (Path(cfg.run_dir) / "config.yaml").exists()
+        train(spec)
+    assert "\n" not in str(refused.value) and not (spec.run_dir / "config.yaml").exists()
 
 
-def test_a_run_that_fails_to_start_does_not_bind_its_directory(tiny_batches, tmp_path):
-    """A setting only the optimizer rejects: the run fails, and the corrected command trains."""
-    with pytest.raises(ValueError, match="Invalid learning rate"):
-        train(make_config([*tiny_overrides(tiny_batches, tmp_path), "depth=8", "optim.lr=-1"]))
+def test_a_run_that_fails_to_start_does_not_bind_its_directory(tiny_batches, tmp_path, monkeypatch):
+    """A run that fails as training starts (here the optimizer: every setting it reads is checked
+    before, so the failure is made): the run fails, and the next command trains."""
+
+    def broken(self):
+        raise ValueError("Invalid learning rate: -1")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Classifier, "configure_optimizers", broken)
+        with pytest.raises(ValueError, match="Invalid learning rate"):
+            train(make_spec([*tiny_overrides(tiny_batches, tmp_path), "depth=8"]))
     run = run_dir(tmp_path)
     assert run.status()["state"] == "failed" and "Invalid learning rate" in run.error_file.read_text()
-    assert train(make_config([*tiny_overrides(tiny_batches, tmp_path), "depth=8"])) == "done"
+    assert not run.config_file.exists()
+    assert train(make_spec([*tiny_overrides(tiny_batches, tmp_path), "depth=8", "optim.lr=0.05"])) == "done"
 
 
 def interrupted_run(tiny_batches, tmp_path, monkeypatch):
     """A run killed after its checkpoint at step 4 of 8."""
-    cfg = make_config([*tiny_overrides(tiny_batches, tmp_path), "depth=8"])
+    spec = make_spec([*tiny_overrides(tiny_batches, tmp_path), "depth=8"])
     with monkeypatch.context() as patch:
         crash_after_checkpoint(patch, at_step=4)
         with pytest.raises(Crash):
-            train(cfg)
-    return cfg, RunDir(cfg.run_dir)
+            train(spec)
+    return spec, RunDir(spec.run_dir)
 
 
 @pytest.mark.parametrize("file, content, fix", [
@@ -366,18 +379,18 @@ def interrupted_run(tiny_batches, tmp_path, monkeypatch):
     ("config.yaml", b"arch: [unclosed", "restore it, or delete"),
 ])  # fmt: skip
 def test_unreadable_run_file_is_one_line_and_kept(tiny_batches, tmp_path, monkeypatch, file, content, fix):
-    cfg, run = interrupted_run(tiny_batches, tmp_path, monkeypatch)
+    spec, run = interrupted_run(tiny_batches, tmp_path, monkeypatch)
     (run.path / file).write_bytes(content)
     before = {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()}
     with pytest.raises(RunFileError) as refused:
-        train(cfg)
+        train(spec)
     message = str(refused.value)
     assert "\n" not in message and "unreadable" in message and file in message and fix in message
     assert {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()} == before, "nothing is overwritten"
 
 
 def test_corrupt_checkpoint_from_the_command_line(tiny_batches, tmp_path, monkeypatch):
-    cfg, run = interrupted_run(tiny_batches, tmp_path, monkeypatch)
+    spec, run = interrupted_run(tiny_batches, tmp_path, monkeypatch)
     run.checkpoint.write_bytes(run.checkpoint.read_bytes()[:-100])  # a torn file
     result = run_py(*tiny_overrides(tiny_batches, tmp_path), "depth=8")
     assert result.returncode == 2, result.stderr[-3000:]
@@ -403,7 +416,7 @@ def test_slurm_launcher_defaults_reach_sbatch(tmp_path, monkeypatch):
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["hydra/launcher=slurm", f"out_dir={tmp_path}"], return_hydra_config=True)
     launcher = instantiate(cfg.hydra.launcher)
     launcher.setup(hydra_context=None, task_function=None, config=cfg)

@@ -1,17 +1,19 @@
 """The training path end to end on tiny data: run.py sweeps, run directories, load_runs, bad input."""
 
+import json
 import os
 import subprocess
 import sys
 
 import pytest
-import torch
-from conftest import REPO, make_config, tiny_overrides
+from conftest import REPO, make_config, make_spec, tiny_overrides
 
+from resnet_repro import paper
+from resnet_repro.config import ConfigError, resolve
 from resnet_repro.module import lr_factor
 from resnet_repro.results import load_runs
-from resnet_repro.runs import RunDir, code_commit
-from resnet_repro.train import ConfigError, check_config, precision, train, warmup_on
+from resnet_repro.runs import RunDir
+from resnet_repro.train import train, trained_with
 
 
 def run_py(*args, cwd=REPO):
@@ -40,25 +42,28 @@ def test_sweep_of_four_runs_through_run_py(tiny_batches, tmp_path):
 
 
 def test_single_run_and_its_files(tiny_folders, tmp_path):
-    cfg = make_config(["arch=resnet", "depth=8", "seed=1", *tiny_overrides(tiny_folders, tmp_path)])
-    assert train(cfg) == "done"
+    spec = make_spec(["arch=resnet", "depth=8", "seed=1", *tiny_overrides(tiny_folders, tmp_path)])
+    assert train(spec) == "done"
     run = RunDir(tmp_path / "default" / "resnet-8" / "seed1")
     assert run.status()["state"] == "done" and run.status()["step"] == 8
     rows = run.read_metrics()
     assert [(r["step"], r["split"]) for r in rows] == [(s, p) for s in (4, 8) for p in ("train", "val", "test")]
     # How it was computed, resolved (precision=auto means bf16 on one machine, fp32 on another). A resume in
     # the same environment adds nothing; one elsewhere adds its line and keeps the first.
-    first = f"code {code_commit()}, {precision(cfg)} on cpu, torch {torch.__version__}"
+    first = trained_with(spec)
+    assert first["precision"] == spec.trainer.precision and first["device"] == "cpu" and first["compile"] == "false"
     assert run.environments() == [first]
+    assert json.loads(run.trained_with_file.read_text()) == [first]  # structured data, read back as such
     run.record_environment(first)
-    run.record_environment("code abc, 32-true on cuda, torch 2")
-    assert run.environments() == [first, "code abc, 32-true on cuda, torch 2"]
+    other = {"code": "abc", "precision": "32-true", "device": "cuda", "gpu": "A100", "compile": "true", "torch": "2"}
+    run.record_environment(other)
+    assert run.environments() == [first, other]
 
 
 def test_option_b_has_its_own_directory(tiny_batches, tmp_path):
-    cfg = make_config(["shortcut=B", "depth=8", *tiny_overrides(tiny_batches, tmp_path)])
-    assert cfg.run_dir.endswith("resnet-8-B/seed0")
-    assert train(cfg) == "done"
+    spec = make_spec(["shortcut=B", "depth=8", *tiny_overrides(tiny_batches, tmp_path)])
+    assert str(spec.run_dir).endswith("resnet-8-B/seed0") and spec.net.name == "resnet-8-B"
+    assert train(spec) == "done"
     assert load_runs(tmp_path).shortcut.unique().tolist() == ["B"]
 
 
@@ -73,7 +78,9 @@ def test_paper_defaults():
     cfg = make_config()
     assert (cfg.steps, cfg.batch_size, cfg.optim.lr, cfg.optim.momentum, cfg.optim.weight_decay) == (64000, 128, 0.1, 0.9, 1e-4)
     assert cfg.data.val_size == 5000 and list(cfg.optim.lr_milestones) == [0.5, 0.75]
-    assert not warmup_on(cfg) and warmup_on(make_config(["depth=110"]))
+    spec = resolve(cfg, check_data=False)
+    assert spec.steps == paper.STEPS and [round(m * spec.steps) for m in spec.optim.lr_milestones] == list(paper.LR_DROPS)
+    assert not spec.warmup.enabled and make_spec(["depth=110"], check_data=False).warmup.enabled
 
 
 @pytest.mark.parametrize(
@@ -84,13 +91,75 @@ def test_paper_defaults():
         ("steps=0", "steps=0 must be a positive"),
         ("batch_size=-1", "batch_size=-1 must be a positive"),
         ("eval_every=100", "eval_every=100 is larger than steps=8"),
+        ("shortcut=C", "shortcut='C' is unknown; use shortcut=A or shortcut=B"),
+        ("batch_size=1.5", "batch_size=1.5 must be a positive whole number"),
+        # every setting is checked when the run is resolved, each in one line naming the fix
+        ("trainer.compile=banana", "trainer.compile=banana is unknown; use auto, true, false"),
+        ("trainer.precision=fp8", "trainer.precision=fp8 is unknown; use auto, 32-true .* or bf16-mixed"),
+        ("trainer.accelerator=tpu", "trainer.accelerator=tpu is unknown; use auto, cpu, cuda"),
+        ("trainer.threads=-1", "trainer.threads=-1 must be a positive whole number, or null"),
+        ("trainer.channels_last=maybe", r"trainer.channels_last=maybe must be true or false \(default: trainer.channels_last=True\)"),
+        ("trainer.eval_batch_size=0", "trainer.eval_batch_size=0 must be a positive whole number"),
+        ("seed=abc", r"seed=abc must be a whole number from 0 to 4294967295 \(default: seed=0\)"),
+        ("seed=-1", "seed=-1 must be a whole number from 0"),
+        ("optim.lr=-0.1", r"optim.lr=-0.1 must be a number > 0 \(default: optim.lr=0.1\)"),
+        ("optim.lr=nan", "optim.lr=nan must be a number > 0"),
+        ("optim.lr=inf", "optim.lr=inf must be a number > 0"),
+        ("optim.momentum=1.5", "optim.momentum=1.5 must be a number >= 0 and < 1"),
+        ("optim.weight_decay=-1", "optim.weight_decay=-1 must be a number >= 0"),
+        ("optim.lr_decay=0", "optim.lr_decay=0 must be a number > 0 and <= 1"),
+        ("optim.lr_milestones=[0.5,2]", r"optim.lr_milestones=\[0.5, 2\] must be a list of fractions of steps"),
+        ("warmup.enabled=maybe", "warmup.enabled=maybe must be auto, true or false"),
+        ("warmup.lr=0", "warmup.lr=0 must be a number > 0"),
+        ("data.val_size=-1", "data.val_size=-1 must be a whole number from 0"),
+        ("data.download=maybe", "data.download=maybe must be true or false"),
+        ("report=maybe", "report=maybe must be true or false"),
+        # keys the project does not read: Hydra's message, or ours for an added one, with the nearest key
+        ("dept=20", "Could not override 'dept'. Key 'dept' is not in struct; did you mean depth=20"),
+        ("trainer.precison=32-true", "Could not override 'trainer.precison'.*did you mean trainer.precision=32-true"),
+        ("+dept=20", "dept is not a setting of this project.*did you mean depth=20"),
+        ("+trainer.cuda=true", "trainer.cuda is not a setting of this project"),
+        ("experiment=nope", "Could not find 'experiment/nope' Available options in 'experiment': paper, quick, tenth"),
     ],
 )
 def test_bad_settings_fail_before_any_work(tiny_batches, tmp_path, override, message):
-    cfg = make_config([*tiny_overrides(tiny_batches, tmp_path), override])
-    with pytest.raises(ConfigError, match=message):
-        check_config(cfg)
+    with pytest.raises(ConfigError, match=message) as refused:
+        resolve(make_config([*tiny_overrides(tiny_batches, tmp_path), override]))
+    assert "\n" not in str(refused.value)
     assert not (tmp_path / "default").exists()
+
+
+def test_cuda_is_refused_where_there_is_none(monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    with pytest.raises(ConfigError, match="trainer.accelerator=cuda, but torch finds no CUDA device here; use trainer.accelerator=cpu"):
+        make_spec(["trainer.accelerator=cuda"], check_data=False)
+    assert make_spec(["trainer.accelerator=auto"], check_data=False).trainer.accelerator == "cpu"
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("dept=20", "did you mean depth=20?"),
+        ("+foo=1", "foo is not a setting of this project"),
+        ("trainer.compile=banana", "trainer.compile=banana is unknown"),
+        ("seed=abc", "seed=abc must be a whole number"),
+    ],
+)
+def test_bad_settings_are_one_line_from_the_command_line(tmp_path, override, message):
+    result = run_py(override, f"out_dir={tmp_path}", *(["-m"] if override == "dept=20" else []))
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and message in result.stderr
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # Hydra may make the run's folder; nothing is written
+
+
+def test_python_m_resnet_repro_trains_from_another_directory(tiny_batches, tmp_path):
+    """The installed package's command, run from anywhere: its configs come from inside the package."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "resnet_repro", "depth=8", *tiny_overrides(tiny_batches, "exp")],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = RunDir(tmp_path / "exp" / "default" / "resnet-8" / "seed0")
+    assert run.status()["state"] == "done" and json.loads(run.trained_with_file.read_text())[0]["device"] == "cpu"
 
 
 def test_bad_input_is_one_line_from_the_command_line(tmp_path):
