@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import re
 import socket
@@ -227,13 +228,19 @@ class RunDir:
 
     # ---- metrics
     def read_metrics(self, up_to_step: int | None = None) -> list[dict]:
+        """metrics.csv's rows (step as int, the rest as written), each checked: a damaged file is refused
+        in one line naming the row, never carried forward into a resumed run or a figure."""
         if not self.metrics_file.is_file():
             return []
         try:
             with open(self.metrics_file, newline="") as f:
                 rows = list(csv.DictReader(f))
-            for row in rows:
-                row["step"] = int(row["step"])
+            previous = 0
+            for number, row in enumerate(rows, start=2):  # line 1 is the header
+                problem = _metrics_row_problem(row, previous)
+                if problem:
+                    raise ValueError(f"line {number}: {problem}")
+                row["step"] = previous = int(row["step"])
         except (OSError, KeyError, TypeError, ValueError, csv.Error) as e:
             raise RunFileError(
                 f"unreadable metrics file {self.metrics_file} ({_first_line(e)}); restore it, or delete {self.path} to retrain the run"
@@ -262,22 +269,80 @@ class RunDir:
                 return path
         return None
 
-    def check_checkpoint(self) -> None:
-        """Refuse, before any work, a last.ckpt that cannot be resumed from. It is never deleted:
-        it may hold days of training, and only a person can tell why it is broken."""
-        try:  # mmap: reads the archive's index and structure, not every tensor
+    def check_checkpoint(self, steps: int | None = None) -> int:
+        """Refuse, before any work, a last.ckpt that cannot be resumed from: unreadable, not this project's,
+        holding a non-finite tensor (weights or optimizer state), or past the run's `steps`. Returns its step.
+        It is never deleted: it may hold days of training, and only a person can tell why it is broken."""
+        try:
             checkpoint = torch.load(self.checkpoint, map_location="cpu", weights_only=False, mmap=True)
             missing = {"state_dict", "optimizer_states", "loops"} - set(checkpoint)
             if missing:
                 raise ValueError(f"no {', '.join(sorted(missing))} in it: not a checkpoint of this project")
+            for name, tensor in _tensors({"state_dict": checkpoint["state_dict"], "optimizer": checkpoint["optimizer_states"]}):
+                if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                    raise ValueError(f"{name} holds NaN or inf")
+            step = int(checkpoint.get("global_step", 0))
+            if steps is not None and step > steps:
+                raise ValueError(f"it is at step {step}, past this run's steps={steps}")
         except Exception as e:
             raise RunFileError(
                 f"unreadable checkpoint {self.checkpoint} ({_first_line(e)}); move it away to restart "
                 f"this run from step 0, or delete {self.path} to retrain it"
             ) from None
+        return step
+
+    def check_resume(self, steps: int, log_every: int) -> bool:
+        """Everything a resume reads, checked before any work (RunFileError, one line, naming the file and
+        the fix): the metrics, the checkpoint, and that they agree. A run logs its metrics at a log point
+        before it checkpoints there, so the metrics reach the checkpoint's last log point. True if there
+        is a checkpoint to resume from."""
+        rows = self.read_metrics()
+        if not self.checkpoint.is_file():
+            return False
+        step = self.check_checkpoint(steps)
+        logged = max((r["step"] for r in rows), default=0)
+        if logged < step - step % log_every:
+            raise RunFileError(
+                f"{self.metrics_file} ends at step {logged} but {self.checkpoint.name} is at step {step}: rows are "
+                f"missing; restore the metrics file, or move the checkpoint away to restart the run from step 0"
+            )
+        return True
 
     def remove_partial_writes(self) -> None:
         """Delete the temporary files of writers killed mid-write. Only the process holding the
         run's lock may call this: no other process writes here then."""
         for tmp in self.path.glob(".*.tmp*"):
             tmp.unlink(missing_ok=True)
+
+
+SPLITS = ("train", "val", "test")
+
+
+def _metrics_row_problem(row: dict, previous_step: int) -> str | None:
+    """What is wrong with one metrics.csv row, or None. A diverged run's last loss is NaN or inf (that is
+    what it records); every other number must be finite, and steps never go back."""
+    try:
+        step = int(row["step"])
+        error, loss, lr, elapsed = (float(row[k]) for k in ("error", "loss", "lr", "elapsed_s"))
+    except (TypeError, ValueError):
+        return f"a value that is not a number in {dict(row)}"
+    del loss  # any float: NaN/inf marks divergence
+    if row["split"] not in SPLITS:
+        return f"split {row['split']!r} is not one of {', '.join(SPLITS)}"
+    if step < previous_step:
+        return f"step {step} comes after step {previous_step}"
+    if not (0 <= error <= 1) or not math.isfinite(lr) or lr < 0 or not math.isfinite(elapsed):
+        return f"error={row['error']}, lr={row['lr']}, elapsed_s={row['elapsed_s']}: out of range or not finite"
+    return None
+
+
+def _tensors(tree, prefix: str = ""):
+    """Every tensor in a nested checkpoint structure, with its path (optimizer.state.3.momentum_buffer)."""
+    if isinstance(tree, torch.Tensor):
+        yield prefix, tree
+    elif isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _tensors(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(tree, (list, tuple)):
+        for i, value in enumerate(tree):
+            yield from _tensors(value, f"{prefix}.{i}")

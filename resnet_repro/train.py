@@ -148,10 +148,7 @@ def _finished(run: RunDir) -> str | None:
 
 def _fit(spec: RunSpec, run: RunDir) -> str:
     # What a resume reads is checked before any work, and left as it is if it is broken.
-    run.read_metrics()
-    resume = run.checkpoint if run.checkpoint.is_file() else None
-    if resume:
-        run.check_checkpoint()
+    resume = run.checkpoint if run.check_resume(spec.steps, spec.log_every) else None
     run.remove_partial_writes()
     try:
         data = load_cifar10(spec.data.root, download=spec.data.download, cache_dir=spec.data.cache_dir)
