@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from resnet_repro.campaign import Campaign, main, run_state
+from resnet_repro.campaign import Campaign, main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,7 +80,7 @@ def test_start_stop_resume_status_collect(tmp_path, tiny_batches):
     again = campaign_cli("start", "tiny", *common)  # by name now: campaign.json remembers the definition
     assert again.returncode == 0, again.stderr
     wait_for(lambda: campaign.supervisor_pid() is None, 300, "the campaign to finish")
-    assert [run_state(campaign, run) for run in campaign.runs()] == ["done", "done"]
+    assert [campaign.run_state(run) for run in campaign.runs()] == ["done", "done"]
     events = [e["event"] for e in campaign.events()]
     assert events.count("start") == 2 and events.count("stop") == 2
     resumed = [e for e in campaign.events() if e["event"] == "run start"][2:]

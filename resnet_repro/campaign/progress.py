@@ -1,0 +1,74 @@
+"""How far a campaign is: per run its step, errors, speed and ETA; for the whole, iterations and hours left."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from .store import Campaign, Run
+
+
+def progress(run_dir: Path) -> dict:
+    """Step, seconds per iteration (evaluations included) and the latest errors of a run, from its files."""
+    out = {"step": 0, "s_per_it": None, "train": None, "test": None}
+    try:
+        with open(run_dir / "metrics.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError:
+        return out
+    try:
+        for row in rows:  # metrics rows come every log_every steps (status.json only at checkpoints)
+            out[row["split"]] = float(row["error"])
+            out["step"] = max(out["step"], int(row["step"]))
+        timed = [(int(r["step"]), float(r["elapsed_s"])) for r in rows if r["split"] == "train"]
+    except (KeyError, ValueError):  # a damaged file: the run itself will say so when it resumes
+        return out
+    if len(timed) >= 2:  # the latest stretch: the machine may have changed since the first
+        (s0, t0), (s1, t1) = timed[max(0, len(timed) - 20)], timed[-1]
+        if s1 > s0 and t1 > t0:
+            out["s_per_it"] = (t1 - t0) / (s1 - s0)
+    return out
+
+
+def hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
+
+
+def scaled_rate(rates: dict[int, float], depth: int) -> float | None:
+    """A run not yet measured: the nearest measured depth's rate, scaled by the number of layers."""
+    if not rates:
+        return None
+    nearest = min(rates, key=lambda d: abs(d - depth))
+    return rates[nearest] * (depth - 2) / (nearest - 2)
+
+
+def status(name: str, root: Path | None = None) -> None:
+    campaign = Campaign(name, root)
+    definition = campaign.definition()
+    pid = campaign.supervisor_pid()
+    state = "not running" if pid is None else ("paused" if campaign.paused(pid) else f"running (pid {pid}, nice 19)")
+    print(f"campaign {name}: {state}; code {definition['commit'][:10]}; {definition['jobs']} at a time, "
+          f"{definition['threads']} thread(s) each; runs in {campaign.runs_dir}")  # fmt: skip
+    runs: list[tuple[Run, dict, str]] = []
+    rates: dict[int, float] = {}  # seconds per iteration by depth, measured; for runs not started
+    for run in campaign.runs():
+        p = progress(campaign.run_dir(run))
+        if p["s_per_it"]:
+            rates.setdefault(run.depth, p["s_per_it"])
+        state = campaign.run_state(run)
+        runs.append((run, p, "stopped" if state == "running" and pid is None else state))
+    seconds_left, steps_done, steps_all = 0.0, 0, 0
+    for run, p, state in runs:
+        left = 0 if state in ("done", "diverged") else run.steps - p["step"]
+        steps_done, steps_all = steps_done + run.steps - left, steps_all + run.steps
+        rate = p["s_per_it"] or scaled_rate(rates, run.depth)
+        eta = left * rate if rate else None
+        seconds_left += eta or 0
+        errors = "".join(f"  {k} {p[k]:.1%}" for k in ("train", "test") if p[k] is not None)
+        speed = f"  {p['s_per_it']:.2f} s/it" if p["s_per_it"] else ""
+        when = f"  ETA {hours(eta)}" if eta else ""
+        print(f"  {run.label:28s} {state:9s} step {p['step']:>6,}/{run.steps:<6,}{errors}{speed}{when}")
+    finished = sum(state in ("done", "diverged") for _, _, state in runs)
+    print(f"  {len(runs)} runs: {finished} finished; iterations {steps_done:,} of {steps_all:,} "
+          f"({steps_done / steps_all:.0%}); about {hours(seconds_left / definition['jobs'])} of compute left "
+          f"at the measured rates" + ("" if rates else " (no rate measured yet)"))  # fmt: skip
