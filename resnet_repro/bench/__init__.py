@@ -1,0 +1,29 @@
+"""Training throughput, three ways, in one run on one machine:
+
+  (a) project    the real training path: TrainBatches + Classifier + the pl.Trainer a run builds
+                 (train.build_module / train.build_trainer, so every speed switch in conf/config.yaml applies)
+  (b) bare loop  the same module, optimizer, schedule and TrainBatches, stepped in a plain PyTorch loop
+  (c) reference  the way public CIFAR reproductions train (akamaster/pytorch_resnet_cifar10 style):
+                 torchvision's CIFAR10 dataset object with PIL transforms (RandomHorizontalFlip,
+                 RandomCrop(32, 4), ToTensor, Normalize) in a DataLoader, the same network in eager
+                 NCHW fp32, a plain loop with a per-step loss.item() and accuracy
+
+Images per second are timed after warm-up, between the end of step `warmup` and the end of
+step `warmup + steps`, data loading included. The paths are measured in turn, `repeats`
+times in a rotating order (so a change in machine load hits all of them alike), and the
+median is reported.
+
+    python -m resnet_repro.bench --data-root /tmp/cifar10            # real data (any layout data.py reads)
+    python -m resnet_repro.bench                                      # generated images
+    python -m resnet_repro.bench --set trainer.compile=true --depths 20
+
+    paths.py      what is timed: each path as data (kind, workers, thread env, overrides) and its names
+    harness.py    (a) and (b), the generated images, the rotation
+    reference.py  (c) and the process it runs in
+    render.py     the Markdown and CSV result, and its file name
+    cli.py        the command line
+    ../machine.py the machine the result names
+
+Importing this package imports nothing else: `python -m resnet_repro.bench` sets the thread
+environment (threads.py) before torch is imported.
+"""

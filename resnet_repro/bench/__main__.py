@@ -1,0 +1,9 @@
+"""`python -m resnet_repro.bench`: the thread environment is set before torch is imported (threads.py)."""
+
+from resnet_repro.threads import use_project_thread_env
+
+use_project_thread_env()
+
+from resnet_repro.bench.cli import main  # after the thread environment
+
+main()

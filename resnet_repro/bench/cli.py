@@ -1,0 +1,187 @@
+"""`python -m resnet_repro.bench`: the command line, and the run of every path in rotation.
+
+For each depth it builds the paths (a), (b), every reference setting (c) and the variants of (a),
+measures them in turn `repeats` times, each repeat in a rotated order, and then writes the result.
+Every flag is checked (and the output name refused if taken) before any work starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from .. import machine
+from ..config import ConfigError, RunSpec, compose, resolve
+from ..data import Split, load_cifar10, split_cifar10
+from .harness import BareLoop, ProjectPath, generated_split, resolved_device, rotation
+from .paths import variant_path
+from .reference import ReferenceProcess, write_batches
+from .render import Row, default_out, render, taken, write_csv
+
+DESCRIPTION = (
+    "Training throughput, three ways, in one run on one machine: (a) the project through Lightning, "
+    "(b) the same module in a bare loop, (c) a public reproduction's loop."
+)
+
+
+def run_spec(overrides: list[str]) -> RunSpec:
+    """The run these overrides describe, as run.py would resolve it (the data is the benchmark's own)."""
+    return resolve(compose(overrides), check_data=False)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m resnet_repro.bench", description=DESCRIPTION)
+    p.add_argument("--data-root", help="CIFAR-10 in any layout data.py reads; default: generated images")
+    p.add_argument("--depths", default="20,56", help="ResNet depths (default 20,56)")
+    p.add_argument("--steps", type=int, default=30, help="timed steps per measurement (default 30)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps before each measurement (default 5)")
+    p.add_argument("--repeats", type=int, default=3, help="measurements of each path, interleaved (default 3)")
+    p.add_argument(
+        "--ref-workers",
+        default="2,4",
+        help="DataLoader workers of the reference, a list; a/c divides by the fastest "
+        "(default 2,4: akamaster's default is 4, and 2 can be faster on 2 cores)",
+    )
+    p.add_argument(
+        "--ref-env",
+        default="default",
+        help="thread environment of the reference: default (as a public script runs: torch's OpenMP defaults), "
+        "project (the project's GOMP_SPINCOUNT), or both: default,project",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override for (a) and (b), e.g. --set trainer.compile=true",
+    )
+    p.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE[,KEY=VALUE]",
+        help="also time the project path with these overrides, in the same rotation "
+        "(e.g. --also trainer.compile=true); reported relative to (a)",
+    )
+    p.add_argument(
+        "--out",
+        help="markdown file, which must not exist yet (a .csv of every measurement is written beside it); "
+        "default results/bench/<cpu>-<cores>c[-<gpu>].md, dated if that one exists",
+    )
+    return p
+
+
+def settings(args: argparse.Namespace, base: RunSpec, split: Split, argv: list[str]) -> dict[str, str]:
+    """What was measured and how, as the result states it (after the machine)."""
+    t = base.trainer
+    data = f"{split.source}, {len(split.train_labels)} training images"
+    compiled = f"{'compiled' if t.compiled else 'eager'} for a run of {base.steps} steps"
+    project = (
+        f"channels_last={t.channels_last}, compile={base.config['trainer']['compile']} ({compiled}), "
+        f"threads={t.threads or 'torch default'}, precision={t.precision}, batch {base.batch_size}, "
+        f"progress bar={t.progress_bar}"
+    )
+    reference = (
+        "torchvision CIFAR10 (read from a generated cifar-10-batches-py of the same images) + PIL transforms, "
+        f"DataLoader workers {args.ref_workers}, eager NCHW fp32, each in a process of its own, "
+        f"thread environment: {args.ref_env} "
+        "(default: as the user's environment has it, without the project's GOMP_SPINCOUNT)"
+    )
+    omp = [f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ]
+    return {
+        "data": data + (f" ({args.data_root})" if args.data_root else ""),
+        "project path (a, b)": project,
+        "reference (c)": reference,
+        "variants of (a)": "; ".join(args.also) or "none",
+        "thread environment": ", ".join(omp) or "OMP_* unset (torch's defaults)",
+        "timing": f"{args.warmup} warm-up + {args.steps} timed steps per measurement, "
+        f"{args.repeats} repeats interleaved",
+        "command": "python -m resnet_repro.bench " + " ".join(argv),
+    }
+
+
+def timed(harnesses: list, depth: int, repeats: int, warmup: int, steps: int) -> list[Row]:
+    """Each harness measured `repeats` times, in turn, each repeat in a rotated order; printed as it goes."""
+    rows = []
+    for repeat in range(repeats):
+        for harness in rotation(harnesses, repeat):
+            row = Row(depth, harness.path, repeat, harness.measure(warmup, steps), machine.load_average())
+            value = f"{row.images_per_s:.1f} img/s (load {row.load})"
+            print(f"ResNet-{depth} repeat {repeat}: {row.path.label}: {value}", flush=True)
+            rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> str:
+    cli = parser()
+    args = cli.parse_args(argv)
+    if args.warmup < 1 or args.steps < 1 or args.repeats < 1:
+        cli.error("--warmup, --steps and --repeats must be at least 1")
+    if args.out and taken(Path(args.out)):
+        cli.error(f"--out {args.out} (or its .csv) exists; name another file, or move that one away first")
+    try:
+        depths = [int(d) for d in args.depths.split(",")]
+        workers = [int(w) for w in args.ref_workers.split(",")]
+    except ValueError:
+        cli.error("--depths and --ref-workers take whole numbers separated by commas, e.g. --depths 20,56")
+    envs = args.ref_env.split(",")
+    if not set(envs) <= {"default", "project"}:
+        cli.error("--ref-env takes default, project or default,project")
+    try:  # every run the benchmark builds, resolved before any work: a bad setting is one line, now
+        base = run_spec(args.set)
+        specs = {depth: run_spec([f"depth={depth}", "arch=resnet", *args.set]) for depth in depths}
+        variants = {
+            (depth, also): run_spec([f"depth={depth}", "arch=resnet", *args.set, *also.split(",")])
+            for depth in depths
+            for also in args.also
+        }
+    except ConfigError as e:
+        cli.error(f"--depths/--set/--also: {e}")
+
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    if args.data_root:
+        data = load_cifar10(args.data_root, cache_dir=base.data.cache_dir)
+        split = split_cifar10(data, base.data.val_size, base.data.split_seed)
+    else:
+        split = generated_split()
+    info = machine.facts()
+    described = settings(args, base, split, argv if argv is not None else sys.argv[1:])
+    print("\n".join(f"{k}: {v}" for k, v in {**info, **described}.items()), flush=True)
+
+    rows: list[Row] = []
+    loads: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="resnet-bench-") as tmp:
+        ref_root = write_batches(split.train_images, split.train_labels, Path(tmp) / "cifar10")
+        lightning_dir = Path(tmp) / "lightning"
+        for depth in depths:
+            loads.append(machine.load_average())
+            spec = specs[depth]
+            project = ProjectPath(spec, split, lightning_dir)
+            references = [
+                ReferenceProcess(depth, ref_root, w, resolved_device(spec), spec.batch_size, env)
+                for env in envs
+                for w in workers
+            ]
+            harnesses = [project, BareLoop(spec, split, project.module), *references]
+            for also in args.also:
+                harnesses.append(ProjectPath(variants[depth, also], split, lightning_dir, path=variant_path(also)))
+            try:
+                rows += timed(harnesses, depth, args.repeats, args.warmup, args.steps)
+            finally:
+                for reference in references:
+                    reference.close()
+    loads.append(machine.load_average())
+
+    table = render(rows, info, described, loads)
+    print("\n" + table)
+    out = Path(args.out) if args.out else default_out(info)  # chosen at the end: no file is overwritten
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(table)
+    write_csv(rows, out.with_suffix(".csv"))
+    print(f"wrote {out} and {out.with_suffix('.csv')}")
+    return table
