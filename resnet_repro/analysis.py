@@ -7,18 +7,19 @@ one number per layer, in layer order. Each batch contributes its mean and
 variance, combined exactly at the end, so the test set never has to sit in
 memory as activations.
 
-Reads a run directory only: its config.yaml (net, where the data is) and its
-last.ckpt. No training code is imported.
+Takes a run as `results` read it (its net, where its data is) and loads its final
+weights (last.ckpt, or a collected run's weights.pt). No training code is imported.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
+import pandas as pd
 import torch
-from omegaconf import OmegaConf
 
 from .data import DataError, EvalBatches, load_cifar10, split_cifar10
 from .models import CifarNet, build_model
@@ -92,34 +93,34 @@ def _test_set(root: str, cache_dir: str | None, val_size: int, split_seed: int):
 
 
 def run_response_stds(
-    run_dir: str | os.PathLike,
+    run: Mapping,
     data_root: str | os.PathLike | None = None,
     device: str = "cpu",
     max_images: int | None = None,
     batch_size: int = 500,
 ) -> list[float]:
-    """Figure 7's numbers for one finished run, from its last checkpoint and its own data settings.
+    """Figure 7's numbers for one finished run, from its final weights and its own data settings.
 
-    `data_root` overrides the run's data.root (the data may have moved since training).
+    `run`: its row of `results.load_results(root).runs` (path, arch, depth, shortcut, data.root,
+    data.cache_dir, data.val_size, data.split_seed). `data_root` overrides the run's data.root
+    (the data may have moved since training).
     """
-    run = RunDir(run_dir)
-    if not run.config_file.is_file():
-        raise Unavailable(f"no config.yaml in {run.path}")
-    weights = run.final_weights()
+    weights = RunDir(run["path"]).final_weights()
     if weights is None:
-        raise Unavailable(f"no checkpoint {run.checkpoint} (nor {run.weights_file.name})")
-    cfg = OmegaConf.load(run.config_file)
-    root = Path(str(data_root if data_root is not None else cfg.data.root)).expanduser()
-    cache_dir = cfg.data.get("cache_dir")
+        raise Unavailable(f"no checkpoint {RunDir(run['path']).checkpoint} (nor weights.pt)")
+    root = Path(str(data_root if data_root is not None else run["data.root"])).expanduser()
+    cache_dir = run["data.cache_dir"]
+    cache_dir = None if cache_dir is None or pd.isna(cache_dir) else str(cache_dir)
     try:
-        images, labels, mean_image, _ = _test_set(str(root), None if cache_dir is None else str(cache_dir),
-                                                  int(cfg.data.val_size), int(cfg.data.split_seed))  # fmt: skip
+        images, labels, mean_image, _ = _test_set(
+            str(root), cache_dir, int(run["data.val_size"]), int(run["data.split_seed"])
+        )
     except DataError as e:
         raise Unavailable(f"{e} (or pass --data-root)") from None
     if max_images is not None and max_images < len(labels):
         # a fixed random subset: the test set may be sorted by class, so its first images are not a sample
         keep = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:max_images].sort().values
         images, labels = images[keep], labels[keep]
-    model = load_model(weights, cfg.arch, int(cfg.depth), cfg.get("shortcut")).to(device)
+    model = load_model(weights, run["arch"], int(run["depth"]), run["shortcut"]).to(device)
     batches = EvalBatches(images, labels, mean_image, batch_size, device=device, channels_last=False)
     return response_stds(model, batches)

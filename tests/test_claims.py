@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from resnet_repro.claims import FAILS, HOLDS, NOT_MEASURED, check_claims, claims_markdown
+from resnet_repro.report.claims import FAILS, HOLDS, NOT_MEASURED, check_claims, claims_markdown
 
 STEPS = 400
 
 
-def curves(errors: dict[tuple[str, int], tuple[float, float]], steps: int = STEPS, status: str = "done") -> pd.DataFrame:
+def curves(
+    errors: dict[tuple[str, int], tuple[float, float]], steps: int = STEPS, status: str = "done"
+) -> pd.DataFrame:
     """Flat curves: (arch, depth) -> (training error, test error), two seeds 1 point apart."""
     rows = []
     for (arch, depth), (train, test) in errors.items():
@@ -73,3 +75,9 @@ def test_only_the_last_quarter_counts():
     early = (data.arch == "plain") & (data.depth == 56) & (data.step <= 0.75 * STEPS) & (data.split == "train")
     data.loc[early, "error"] = 0.0  # early rows of plain-56 do not decide claim 1
     assert check_claims(data).verdict[0] == HOLDS
+
+
+def test_option_b_runs_are_not_the_papers_nets_and_are_left_out():
+    data = curves(PAPERLIKE).assign(shortcut=lambda d: d.arch.map({"plain": "none", "resnet": "A"}))
+    worse = curves({("resnet", 56): (0.5, 0.5)}).assign(shortcut="B")  # a bad option-B ResNet-56 changes nothing
+    assert check_claims(pd.concat([data, worse])).equals(check_claims(data))

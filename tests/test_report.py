@@ -16,6 +16,7 @@ from resnet_repro.analysis import load_model, response_stds
 from resnet_repro.data import EvalBatches, load_cifar10, split_cifar10
 from resnet_repro.models import build_model
 from resnet_repro.report import DPI, FIGSIZE, ReportCallback, main, make_report
+from resnet_repro.results import load_results, load_runs
 from resnet_repro.runs import RunDir
 
 
@@ -27,7 +28,9 @@ def fake_run(out, arch, depth, seed, errors, status="done", steps=2000, name="ha
     run.path.mkdir(parents=True)
     run.config_file.write_text(OmegaConf.to_yaml(cfg, resolve=True))
     run.dataset_file.write_text("CIFAR-10 (test copy)\n")
-    run.record_environment({"code": "c0ffee", "precision": "bf16-mixed" if depth == 56 else "32-true", "device": "cpu", "torch": "2"})
+    run.record_environment(
+        {"code": "c0ffee", "precision": "bf16-mixed" if depth == 56 else "32-true", "device": "cpu", "torch": "2"}
+    )
     rows = [{"step": 1000 * (i + 1), "split": split, "error": e, "loss": 1.0, "lr": 0.1, "elapsed_s": 1.0}
             for split, values in errors.items() for i, e in enumerate(values)]  # fmt: skip
     run.write_metrics(sorted(rows, key=lambda r: r["step"]))
@@ -49,7 +52,7 @@ def hand_made(tmp_path_factory):
 
 
 def test_table6_numbers_are_exact(hand_made):
-    out, report = hand_made
+    out, _ = hand_made
     table = pd.read_csv(out / "report" / "table6.csv").set_index("net")
     assert list(table.index) == ["plain-20", "ResNet-20"]  # unfinished and diverged runs have no row
     plain = table.loc["plain-20"]
@@ -74,7 +77,7 @@ def test_table6_numbers_are_exact(hand_made):
 
 
 def test_missing_runs_are_reported_not_fatal(hand_made):
-    out, report = hand_made
+    _, report = hand_made
     skipped = "\n".join(report.skipped)
     assert "Figure 1: no plain-56 (drawn without)" in skipped
     assert "Figure 6 right: needs resnet-110 and resnet-1202" in skipped  # resnet-110 diverged: not drawn
@@ -157,7 +160,9 @@ def tiny_sweep(tiny_batches, tmp_path_factory):
     """Two real runs through run.py; the sweep's own report callback writes <sweep>/report."""
     out = tmp_path_factory.mktemp("real")
     args = ["-m", "depth=8", "arch=plain,resnet", "name=tiny", *tiny_overrides(tiny_batches, out)]
-    result = subprocess.run([sys.executable, str(REPO / "run.py"), *args], cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "run.py"), *args], cwd=REPO, capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return out / "tiny", result.stdout
 
@@ -222,14 +227,17 @@ def test_figure7_without_data_is_skipped_with_the_fix(tiny_sweep, tmp_path):
 
 
 def test_error_axis_is_the_papers_for_full_runs_and_fits_shortened_ones(tmp_path):
-    from resnet_repro.report import auto_ymax, collect_nets
+    from resnet_repro.report import auto_ymax, group_runs
+
+    def nets(root):
+        return group_runs(load_results(root))[0]
 
     fake_run(tmp_path / "short", "plain", 56, 0, {"train": [0.91, 0.84], "test": [0.9, 0.83]})
-    assert auto_ymax(collect_nets(tmp_path / "short")[0]) == 100.0  # 91% rounds up to the next 10
+    assert auto_ymax(nets(tmp_path / "short")) == 100.0  # 91% rounds up to the next 10
     fake_run(tmp_path / "half", "plain", 20, 0, {"train": [0.61, 0.44], "test": [0.6, 0.45]})
-    assert auto_ymax(collect_nets(tmp_path / "half")[0]) == 70.0
+    assert auto_ymax(nets(tmp_path / "half")) == 70.0
     fake_run(tmp_path / "full", "resnet", 20, 0, {"train": [0.5, 0.01], "test": [0.5, 0.08]}, steps=2000 * 32)
-    assert auto_ymax(collect_nets(tmp_path / "full")[0]) == 20.0  # the paper's axis
+    assert auto_ymax(nets(tmp_path / "full")) == 20.0  # the paper's axis
 
 
 def test_runs_recorded_before_trained_with_json_are_read_as_data(tmp_path):
@@ -247,3 +255,98 @@ def test_runs_recorded_before_trained_with_json_are_read_as_data(tmp_path):
     assert json.loads(run.trained_with_file.read_text()) == [old, new] == run.environments()
     make_report(tmp_path, tmp_path / "report", figure7_on=False, verbose=False)
     assert "| code c0ffee, 32-true on cuda (A100), compiled, torch 2" in (tmp_path / "report" / "table6.md").read_text()
+
+
+# --------------------------------------------------------------------------- results, claims, index
+
+
+def test_results_hold_one_row_per_run_with_its_settings_and_provenance(hand_made, tmp_path):
+    out, _ = hand_made
+    results = load_results(out)
+    runs = results.runs.set_index("run")
+    assert len(runs) == 6 and list(runs.index) == sorted(runs.index)
+    plain = runs.loc["hand/plain-20/seed1"]
+    identity = ("plain-20", "plain", 20, "none", 1, 2000)
+    assert (plain.net, plain.arch, plain.depth, plain.shortcut, plain.seed, plain.steps) == identity
+    assert (plain.status, plain.last_step, plain["data.root"]) == ("done", 2000, "/nowhere")
+    assert plain.dataset == "CIFAR-10 (test copy)" and plain.path == str(out / "hand/plain-20/seed1")
+    assert (plain["optim.lr"], plain["data.val_size"], plain.eval_every) == (0.1, 5000, 1000)  # every learned setting
+    assert plain.environments == [{"code": "c0ffee", "precision": "32-true", "device": "cpu", "torch": "2"}]
+    assert plain.trained_with == "code c0ffee, 32-true on cpu, torch 2"
+    assert runs.loc["hand/resnet-110/seed0"].status == "diverged"
+    # seeds of one net share a configuration; another net does not
+    assert runs.loc[[f"hand/plain-20/seed{k}" for k in range(3)]].configuration.nunique() == 1
+    assert runs.loc["hand/plain-20/seed0"].configuration != runs.loc["hand/resnet-20/seed0"].configuration
+    # the curves are load_runs' frame, and a run with no metrics yet has a row with last_step 0 but no curve
+    pd.testing.assert_frame_equal(results.curves, load_runs(out))
+    fake_run(tmp_path, "plain", 20, 0, {"train": [0.5]}).metrics_file.unlink()
+    empty = load_results(tmp_path)
+    assert empty.runs.last_step.tolist() == [0] and empty.curves.empty
+    assert list(empty.curves.columns) == list(load_runs(out).columns)
+
+
+def test_the_report_reads_each_run_config_once_through_results(tiny_sweep, tmp_path, monkeypatch):
+    """Reading runs goes one way: results opens config.yaml, nothing above it (Figure 7 included) again."""
+    sweep, _ = tiny_sweep
+    loads, load = [], OmegaConf.load
+    monkeypatch.setattr(OmegaConf, "load", lambda path, *a, **k: loads.append(str(path)) or load(path, *a, **k))
+    report = make_report(sweep, tmp_path / "out", verbose=False)
+    assert (tmp_path / "out" / "figure7.png").is_file(), report.skipped
+    configs = sorted(p for p in loads if p.endswith("config.yaml") and "seed" in p)
+    assert configs == [str(sweep / "plain-8/seed0/config.yaml"), str(sweep / "resnet-8/seed0/config.yaml")]
+
+
+def test_the_claims_table_is_written_beside_table6(hand_made):
+    out, report = hand_made
+    claims = pd.read_csv(out / "report" / "claims.csv")
+    assert list(claims.columns) == ["number", "claim", "evidence", "verdict"] and len(claims) == 7
+    shortcut = claims.set_index("number").loc[3]  # ResNet-20 below plain-20 in training error (seed mean 5%)
+    assert shortcut.verdict == "holds" and "plain-20 5.00% vs ResNet-20 3.00% (+2.00 points)" in shortcut.evidence
+    assert claims.verdict[0] == "not measured"  # no plain-56
+    markdown = (out / "report" / "claims.md").read_text()
+    assert markdown.startswith("# What the paper claims, and what these runs show")
+    assert "| 3 | The shortcut fixes it: ResNet-20 below plain-20 in training error |" in markdown
+    footer = markdown.strip().splitlines()[-2:]  # the provenance footer the figures carry
+    assert footer[0].startswith("CIFAR-10 (test copy)  ·  steps=2000 (paper: 64000)") and "report code" in footer[0]
+    assert footer[1] == "trained with code c0ffee, 32-true on cpu, torch 2 | code c0ffee, bf16-mixed on cpu, torch 2"
+    provenance = json.loads((out / "report" / "provenance.json").read_text())
+    assert provenance["artifacts"]["claims"]["files"] == ["claims.md", "claims.csv"]
+    assert {"claims.md", "claims.csv"} <= {p.name for p in report.written}
+
+
+def test_the_claims_table_takes_figure7s_numbers(tiny_sweep):
+    sweep, _ = tiny_sweep
+    claims = pd.read_csv(sweep / "report" / "claims.csv")
+    assert claims.verdict.iloc[-1] in ("holds", "does not hold")
+    assert "mean std 8 layers: ResNet" in claims.evidence.iloc[-1]
+
+
+def test_the_index_page_shows_every_artifact_and_every_skip(hand_made):
+    out, report = hand_made
+    index = (out / "report" / "README.md").read_text()
+    for path in report.written:
+        if path.name != "README.md":
+            assert f"]({path.name})" in index, path.name
+    assert "![Figure 1](figure1.png)" in index and "![Figure 6](figure6.png)" in index and "figure7" not in index
+    assert "| plain-20 | 0.27M (269,722) | 2000 (paper: 64000) | 3 (0,1,2) |" in index  # Table 6 inlined
+    assert "| 3 | The shortcut fixes it: ResNet-20 below plain-20 in training error |" in index  # the claims too
+    skipped = index[index.index("## Skipped") : index.index("## Notes")]
+    assert [line.removeprefix("- ") for line in skipped.splitlines()[2:] if line] == report.skipped
+    assert all(f"- {note}" in index for note in report.notes)
+    assert "- data: CIFAR-10 (test copy)" in index and "- steps=2000 (paper: 64000)" in index
+    assert "- seeds plain-20: 0,1,2; ResNet-20: 0; ResNet-56: 0" in index and "c0ffee" in index
+    provenance = json.loads((out / "report" / "provenance.json").read_text())
+    assert provenance["artifacts"]["index"] == {"files": ["README.md"]}
+
+
+def test_the_index_page_of_nothing_says_why_and_never_replaces_a_readme_written_by_hand(tmp_path):
+    nothing = f"everything: no runs with metrics under {tmp_path}"
+    assert make_report(tmp_path, tmp_path / "report", verbose=False).skipped == [nothing]
+    assert f"- {nothing}" in (tmp_path / "report" / "README.md").read_text()
+    fake_run(tmp_path / "runs", "plain", 20, 0, {"train": [0.5, 0.2], "test": [0.5, 0.25]})
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "README.md").write_text("# Our notes\n")
+    report = make_report(tmp_path / "runs", tmp_path / "out", figure7_on=False, verbose=False)
+    assert (tmp_path / "out" / "README.md").read_text() == "# Our notes\n"
+    assert any(line.startswith("index: ") and "move it away" in line for line in report.skipped)
+    assert (tmp_path / "out" / "claims.md").is_file()

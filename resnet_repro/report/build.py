@@ -1,0 +1,203 @@
+"""The report of a runs folder: every artifact the runs allow, one after the other, and what was skipped and why.
+
+Each artifact is made by one function below, in the order of `make_report`. One artifact's
+unexpected failure is reported in a line and the others are still made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..results import load_results
+from ..runs import code_commit
+from .claims import check_claims, claims_markdown
+from .figure7 import figure7, figure7_stats
+from .figures import figure1, figure6
+from .index import INDEX, write_index
+from .nets import NetRuns, group_runs
+from .provenance import net_record, provenance_text
+from .style import auto_ymax
+from .tables import table6_markdown, table6_rows
+
+# Every file a report may write but its index: removed first, so a stale one never passes for this report's.
+ARTIFACTS = (
+    "curves.csv",
+    "figure1.png",
+    "figure1.pdf",
+    "figure6.png",
+    "figure6.pdf",
+    "figure7.png",
+    "figure7.pdf",
+    "figure7.csv",
+    "table6.md",
+    "table6.csv",
+    "claims.md",
+    "claims.csv",
+    "provenance.json",
+)
+
+
+@dataclass
+class Report:
+    """What a report wrote, what it skipped (and why), and notes on the runs it left out."""
+
+    out_dir: Path
+    commit: str  # the report code's
+    written: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    artifacts: dict = field(default_factory=dict)  # name -> its provenance.json entry
+
+    def record(self, name: str, paths: list[Path], shown: list[NetRuns], **extra) -> None:
+        self.written += paths
+        self.artifacts[name] = {"files": [p.name for p in paths], "nets": [net_record(n) for n in shown], **extra}
+
+    @contextlib.contextmanager
+    def attempt(self, what: str):
+        """Runs one artifact: its unexpected failure becomes a skipped line."""
+        try:
+            yield
+        except Exception as e:  # noqa: BLE001 (whatever went wrong, the other artifacts are still made)
+            self.skipped.append(f"{what}: failed ({type(e).__name__}: {e})")
+
+    @property
+    def made_anything(self) -> bool:
+        return any(p.name not in ("provenance.json", INDEX) for p in self.written)
+
+
+def make_report(
+    root: str | Path,
+    out_dir: str | Path | None = None,
+    ymax: float | None = None,
+    figure7_on: bool = True,
+    data_root: str | Path | None = None,
+    device: str = "cpu",
+    figure7_images: int | None = None,
+    verbose: bool = True,
+    command: str | None = None,
+) -> Report:
+    """Every artifact the runs under `root` allow, into `out_dir` (default <root>/report)."""
+    root = Path(root)
+    out = Path(out_dir) if out_dir is not None else root / "report"
+    nets, notes = group_runs(load_results(root))
+    ymax = auto_ymax(nets) if ymax is None else ymax
+    if verbose:
+        print(f"report of {root} -> {out}", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ARTIFACTS:
+        (out / name).unlink(missing_ok=True)
+    report = Report(out, code_commit(), notes=notes)
+    stats = pd.DataFrame()
+    if nets:
+        write_curves(report, nets)
+        with report.attempt("Figure 1"):
+            write_figure(report, figure1, nets, ymax)
+        with report.attempt("Figure 6"):
+            write_figure(report, figure6, nets, ymax)
+        with report.attempt("Table 6"):
+            write_table6(report, nets)
+        with report.attempt("Figure 7"):
+            stats = write_figure7(report, nets, figure7_on, data_root, device, figure7_images, verbose)
+        with report.attempt("Claims"):
+            write_claims(report, nets, stats)
+    else:
+        report.skipped.append(f"everything: no runs with metrics under {root}")
+    command = command or " ".join(sys.argv)
+    with report.attempt("Index"):
+        write_index(report, nets, root, command)
+    write_provenance(report, root, command)
+    if verbose:
+        print_summary(report)
+    return report
+
+
+def write_curves(report: Report, nets: list[NetRuns]) -> None:
+    """Every curve drawn, as tidy rows: what a reader re-plots or checks the figures against."""
+    path = report.out_dir / "curves.csv"
+    pd.concat([n.curves for n in nets], ignore_index=True).to_csv(path, index=False)
+    report.record("curves", [path], nets)
+
+
+def write_figure(report: Report, make, nets: list[NetRuns], ymax: float) -> None:
+    paths, skipped, shown = make(nets, report.out_dir, ymax, report.commit)
+    report.skipped += skipped
+    if paths:
+        report.record(paths[0].stem, paths, shown, ymax=ymax)
+
+
+def write_table6(report: Report, nets: list[NetRuns]) -> None:
+    table, skipped = table6_rows(nets, report.commit)
+    report.skipped += skipped
+    if table.empty:
+        report.skipped.append("Table 6: needs at least one finished run")
+        return
+    markdown, csv = report.out_dir / "table6.md", report.out_dir / "table6.csv"
+    table.to_csv(csv, index=False)
+    markdown.write_text(table6_markdown(table, nets, report.commit))
+    report.record("table6", [markdown, csv], [n for n in nets if not n.done.empty])
+
+
+def write_figure7(
+    report: Report, nets: list[NetRuns], on: bool, data_root, device: str, images: int | None, verbose: bool
+) -> pd.DataFrame:
+    """Figure 7 and its numbers (figure7.csv); returns them, empty where none could be computed."""
+    if not on:
+        report.skipped.append("Figure 7: turned off (--no-figure7)")
+        return pd.DataFrame()
+    stats, skipped = figure7_stats(nets, data_root, device, images, verbose)
+    report.skipped += skipped
+    if stats.empty:
+        report.skipped.append("Figure 7: needs a finished run with its checkpoint and data")
+        return stats
+    stats.to_csv(report.out_dir / "figure7.csv", index=False)
+    n_images = f"a fixed random {images} of the test images" if images else "all test images"
+    paths = figure7(nets, stats, report.out_dir, report.commit, n_images)
+    shown = [n for n in nets if (stats.net == n.name).any()]
+    report.record("figure7", [*paths, report.out_dir / "figure7.csv"], shown, images=n_images)
+    return stats
+
+
+def write_claims(report: Report, nets: list[NetRuns], stats: pd.DataFrame) -> None:
+    """What the paper claims and what these runs show, from the curves drawn and Figure 7's numbers."""
+    drawn = [n for n in nets if len(n.usable)]
+    if not drawn:
+        report.skipped.append("Claims: needs a run that is done or training")
+        return
+    curves = pd.concat([n.curves for n in drawn], ignore_index=True)
+    table = check_claims(curves, stats)
+    footer = "  \n".join(provenance_text(drawn, report.commit).splitlines())
+    markdown, csv = report.out_dir / "claims.md", report.out_dir / "claims.csv"
+    table.to_csv(csv, index=False)
+    markdown.write_text(claims_markdown(table, curves, footer))
+    report.record("claims", [markdown, csv], drawn)
+
+
+def write_provenance(report: Report, root: Path, command: str) -> None:
+    path = report.out_dir / "provenance.json"
+    provenance = {
+        "generated": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "runs_root": str(root.resolve()),
+        "report_code_commit": report.commit,
+        "command": command,
+        "artifacts": report.artifacts,
+        "skipped": report.skipped,
+        "notes": report.notes,
+    }
+    path.write_text(json.dumps(provenance, indent=1, default=str) + "\n")
+    report.written.append(path)
+
+
+def print_summary(report: Report) -> None:
+    for path in report.written:
+        print(f"  wrote   {path.name}")
+    for line in report.skipped:
+        print(f"  skipped {line}")
+    for line in report.notes:
+        print(f"  note    {line}")

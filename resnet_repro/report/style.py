@@ -1,0 +1,136 @@
+"""How the report's figures look, and the drawing every figure shares: sizes, colours, lines, the footer."""
+
+from __future__ import annotations
+
+import logging
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .. import paper
+from .nets import NetRuns
+
+# One colour per depth across all figures, told apart also by colour-blind readers (20 and 56 of Figure 1 most of all).
+DEPTH_COLOURS = {20: "#E69F00", 32: "#56B4E9", 44: "#009E73", 56: "#B2182B", 110: "#332288", 1202: "#CC79A7"}
+OTHER_COLOURS = ("#000000", "#777777", "#8C564B", "#17BECF", "#9467BD")
+DPI = 150
+FIGSIZE = {"figure1": (11.0, 4.8), "figure6": (16.0, 5.6), "figure7": (10.0, 8.5)}  # inches; pixels = inches * DPI
+STYLE = {
+    "font.size": 11,
+    "axes.titlesize": 12.5,
+    "axes.labelsize": 12,
+    "legend.fontsize": 10,
+    "xtick.labelsize": 10.5,
+    "ytick.labelsize": 10.5,
+    "axes.grid": True,
+    "grid.alpha": 0.35,
+    "grid.linewidth": 0.7,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "pdf.fonttype": 42,
+}
+TEST_LW, TRAIN_LW = 2.4, 1.3  # the paper: bold = test error, dashed = training error
+
+
+def colour(net: NetRuns) -> str:
+    return DEPTH_COLOURS.get(net.depth) or OTHER_COLOURS[hash(net.depth) % len(OTHER_COLOURS)]
+
+
+def legend_label(net: NetRuns, style: str = "net", steps: bool = False) -> str:
+    """e.g. 'ResNet-56 (3 runs)'; `steps` names the run length, for panels that mix lengths."""
+    label = f"{net.depth}-layer" if style == "layers" else net.name
+    notes = [f"{len(net.usable)} runs"] if len(net.usable) > 1 else []
+    if steps:
+        notes.append(f"steps={net.steps}")
+    unfinished = net.usable[net.usable.status != "done"]
+    if len(unfinished):
+        notes.append(f"unfinished: step {int(unfinished.last_step.min())} of {net.steps}")
+    return label + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def new_figure(name: str, nrows: int, ncols: int, **kwargs):
+    fig = Figure(figsize=FIGSIZE[name], dpi=DPI)
+    return fig, fig.subplots(nrows, ncols, squeeze=False, **kwargs)
+
+
+def finish(fig: Figure, title: str, footer: str, out: Path, name: str) -> list[Path]:
+    """Title on top, provenance below, a tight layout between; PNG and PDF of the same figure."""
+    fig.suptitle(title, fontsize=14, fontweight="bold")
+    width = int(fig.get_figwidth() * 72 / (8.5 * 0.56))  # characters of 8.5 pt DejaVu Sans across the figure
+    footer = "\n".join(textwrap.fill(line, width) for line in footer.splitlines())
+    fig.text(0.01, 0.01, footer, fontsize=8.5, color="0.3", va="bottom", ha="left", family="DejaVu Sans")
+    footer_height = (footer.count("\n") + 1) * 8.5 * 1.45 / 72 / fig.get_figheight()
+    fig.tight_layout(rect=(0, footer_height + 0.02, 1, 0.995))
+    paths = [out / f"{name}.png", out / f"{name}.pdf"]
+    # The PDF backend subsets fonts through fontTools, which logs every table at INFO: inside a Hydra
+    # sweep (root logger at INFO) that is dozens of lines per figure.
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
+    for path in paths:
+        fig.savefig(path, dpi=DPI)
+    return paths
+
+
+def curve(net: NetRuns, split: str) -> pd.DataFrame | None:
+    """Error % per step: mean, min and max over the net's runs (a run's row only where it reached that step)."""
+    rows = net.curves[net.curves.split == split]
+    if rows.empty:
+        return None
+    table = rows.pivot_table(index="step", columns="run", values="error") * 100
+    return pd.DataFrame({"mean": table.mean(axis=1), "min": table.min(axis=1), "max": table.max(axis=1)})
+
+
+def draw(ax, net: NetRuns, split: str, linestyle, linewidth: float, label: str | None = None) -> float | None:
+    """One net's curve on `ax` (x in 1e4 iterations); returns its lowest error, for the off-scale check."""
+    c = curve(net, split)
+    if c is None:
+        return None
+    x = c.index.to_numpy() / 1e4
+    ax.plot(x, c["mean"], color=colour(net), ls=linestyle, lw=linewidth, label=label, solid_capstyle="round")
+    if len(net.usable) > 1:
+        ax.fill_between(x, c["min"], c["max"], color=colour(net), alpha=0.18 if split == "test" else 0.1, lw=0)
+    return float(c["mean"].min())
+
+
+def auto_ymax(nets: list[NetRuns]) -> float:
+    """The paper's 0-20% for full-length runs; shortened runs end far higher, so show all of their curves."""
+    errors = [100 * n.curves.error.max() for n in nets if not n.curves.empty]
+    if not errors or all(n.steps >= paper.STEPS for n in nets):
+        return 20.0
+    return float(min(100, 10 * np.ceil(max(errors) / 10)))
+
+
+def style_axes(ax, nets: list[NetRuns], ymax: float, lowest: list[float | None]) -> None:
+    max_steps = max((n.steps for n in nets), default=paper.STEPS)
+    ax.set_xlim(0, max_steps / 1e4)
+    ax.set_ylim(0, ymax)
+    ax.set_xlabel("iter. (1e4)")
+    ax.set_ylabel("error (%)")
+    lowest = [v for v in lowest if v is not None]
+    if lowest and min(lowest) > ymax:
+        ax.text(
+            0.5,
+            0.5,
+            f"every curve is above {ymax:g}%\n(lowest: {min(lowest):.1f}%); see --ymax",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=11,
+            color="0.35",
+        )
+
+
+def steps_note(nets: list[NetRuns]) -> str:
+    steps = sorted({n.steps for n in nets})
+    if steps == [paper.STEPS]:
+        return ""
+    return f"steps={'/'.join(map(str, steps))} (paper: {paper.STEPS})"
+
+
+def empty_panel(ax, text: str) -> None:
+    ax.set_xlim(0, paper.STEPS / 1e4)
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=11, color="0.4")
+    ax.set_xlabel("iter. (1e4)")
+    ax.set_ylabel("error (%)")
