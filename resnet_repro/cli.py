@@ -3,6 +3,7 @@ wherever the package is installed. The same Hydra app in each, reading the confi
 
     python -m resnet_repro arch=plain depth=20                    # one run
     python -m resnet_repro -m experiment=quick data.root=...      # a sweep, then its report
+    python -m resnet_repro -m experiment=quick dry_run=true       # its plan (plan.py): nothing is trained
 
 A bad setting ends the command before any work with one line on stderr and exit status 2: the
 settings `config.resolve` refuses, and the overrides Hydra cannot apply (a misspelt key, dept=20,
@@ -14,12 +15,17 @@ from __future__ import annotations
 import os
 import sys
 
+from .plan import DRY_RUN_ARGS
 from .threads import use_project_thread_env
 
 
 def main() -> None:
     # Before torch is first imported (by the imports below): OpenMP reads the environment then, once.
     use_project_thread_env()
+    if any(arg in DRY_RUN_ARGS for arg in sys.argv[1:]):  # before Hydra: a dry run launches no job
+        from .plan import main as plan
+
+        plan(sys.argv[1:])
     import hydra
     from hydra.errors import CompactHydraException
 

@@ -4,11 +4,12 @@
     spec = resolve(cfg)                          # every setting checked, every `auto` decided, once
     train(spec)
 
-Everything after `resolve` (training, the module, the Trainer, the benchmark, sweeps) reads the
-RunSpec, never the raw config: a setting is parsed in one place, and a bad one is refused here,
-before any work, in one line that names the fix (ConfigError). The defaults are data
-(resnet_repro/conf/config.yaml, shipped inside the package); this module reads them, it never
-repeats them.
+Everything after `resolve` (training, the module, the Trainer, the benchmark, sweeps, the plan) reads
+the RunSpec (spec.py), never the raw config: a setting is parsed in one place, and a bad one is
+refused before any work, in one line that names the fix (ConfigError). How a run computes on this
+machine (`trainer.*`: device, precision, compile, progress, logger) is decided in compute.py. The
+defaults are data (resnet_repro/conf/config.yaml, shipped inside the package); this module reads
+them, it never repeats them.
 """
 
 from __future__ import annotations
@@ -17,22 +18,22 @@ import difflib
 import functools
 import math
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from .compute import COMPILE_AUTO_MIN_STEPS, resolve_trainer  # noqa: F401 (re-exported)
 from .data import detect_layout, missing_data_message
+from .devices import gpu_count
+from .machine import cpu_flags, cpu_has_native_bf16, cpu_name  # noqa: F401 (re-exported: train, tests)
 from .models import Net
 from .runs import flatten  # also registers the run_name resolver the config uses
+from .spec import ConfigError, Data, Optim, RunSpec, Warmup
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
-
-
-class ConfigError(ValueError):
-    """A bad setting, found before any work starts; the message names the fix."""
+# ${gpu_count:} in a launcher's config (hydra/launcher=local): every GPU of the machine, for every job.
+OmegaConf.register_new_resolver("gpu_count", gpu_count, replace=True)
 
 
 # --------------------------------------------------------------------------- composing
@@ -98,84 +99,9 @@ def hydra_error_line(error: Exception) -> str:
 # --------------------------------------------------------------------------- the run's description
 
 
-@dataclass(frozen=True)
-class Optim:
-    lr: float
-    momentum: float
-    weight_decay: float
-    lr_milestones: tuple[float, ...]  # fractions of steps
-    lr_decay: float
-
-
-@dataclass(frozen=True)
-class Warmup:
-    enabled: bool  # warmup.enabled=auto resolved
-    lr: float
-    until_train_error: float
-    check_every: int
-
-
-@dataclass(frozen=True)
-class Data:
-    root: Path
-    download: bool
-    cache_dir: Path | None
-    val_size: int
-    split_seed: int
-
-
-@dataclass(frozen=True)
-class TrainerSettings:
-    """How and where the run computes (may change on resume); every `auto` resolved for this machine."""
-
-    accelerator: str  # cpu | cuda | mps
-    precision: str  # 32-true | bf16-mixed | 16-mixed
-    compile: str  # "false" (eager) | "true" (torch.compile's default mode) | a torch.compile mode
-    channels_last: bool
-    threads: int | None  # CPU threads of PyTorch's ops; None = torch's default
-    cudnn_benchmark: bool
-    deterministic: bool
-    eval_batch_size: int
-    checkpoint_every: int
-    progress_bar: bool
-
-    @property
-    def compiled(self) -> bool:
-        return self.compile != "false"
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One run, resolved: what it learns, how it computes, where it lives."""
-
-    net: Net
-    seed: int
-    steps: int
-    batch_size: int
-    eval_every: int
-    log_every: int
-    optim: Optim
-    warmup: Warmup
-    data: Data
-    trainer: TrainerSettings
-    run_id: str
-    run_dir: Path
-    report: bool
-    config: dict = field(compare=False, repr=False)  # the composed config, resolved: what the run directory records
-
-
-# Runs shorter than this stay eager under compile=auto: compiling costs 1-3 minutes on the 2-core
-# CPU and the compiled fp32 step is 6-11% faster there, so it pays back after a few thousand steps.
-COMPILE_AUTO_MIN_STEPS = 5000
 # warmup.enabled=auto: the paper warms up ResNet-110 (lr 0.01 until training error < 80%), and says
 # 0.1 is too large to start converging at that depth; deeper nets (1202) get the same.
 WARMUP_AUTO_MIN_DEPTH = 110
-# trainer.compile spellings: these leave the model eager; these use torch.compile's default mode.
-EAGER = ("false", "none", "off", "0")
-COMPILE_DEFAULT = ("true", "default", "1")
-COMPILE_MODES = ("reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-ACCELERATORS = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = {"auto": "auto", "32-true": "32-true", "32": "32-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}
 
 
 def resolve(cfg: DictConfig, check_data: bool = True) -> RunSpec:
@@ -227,17 +153,7 @@ def resolve(cfg: DictConfig, check_data: bool = True) -> RunSpec:
                 cache_dir=None if cache_dir is None else Path(str(cache_dir)).expanduser(),
                 val_size=c.whole("data.val_size", minimum=0), split_seed=c.whole("data.split_seed", minimum=0))  # fmt: skip
 
-    accelerator = _accelerator(c.raw("trainer.accelerator"))
-    precision = _precision(c.raw("trainer.precision"), accelerator)
-    threads = c.raw("trainer.threads")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ConfigError(f"trainer.threads={threads} must be a positive whole number, or null for torch's default")
-    trainer = TrainerSettings(
-        accelerator=accelerator, precision=precision, compile=_compile(c.raw("trainer.compile"), accelerator, precision, steps),
-        channels_last=c.flag("trainer.channels_last"), threads=threads, cudnn_benchmark=c.flag("trainer.cudnn_benchmark"),
-        deterministic=c.flag("trainer.deterministic"), eval_batch_size=c.whole("trainer.eval_batch_size"),
-        checkpoint_every=c.whole("trainer.checkpoint_every"), progress_bar=c.flag("trainer.progress_bar"),
-    )  # fmt: skip
+    trainer = resolve_trainer(c, steps)
     if check_data and not data.download and detect_layout(data.root) is None:  # last: the settings come first
         raise ConfigError(missing_data_message(data.root))
     return RunSpec(net=net, seed=seed, steps=steps, batch_size=batch_size, eval_every=eval_every, log_every=log_every,
@@ -290,89 +206,3 @@ class _Checker:
         if not isinstance(value, bool):
             self._fail(key, "true or false")
         return value
-
-
-def _accelerator(value) -> str:
-    """trainer.accelerator, with auto resolved: cuda when there is a GPU, else cpu."""
-    value = str(value).lower()
-    if value not in ACCELERATORS:
-        raise ConfigError(f"trainer.accelerator={value} is unknown; use {', '.join(ACCELERATORS)}")
-    if value == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if value == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            "trainer.accelerator=cuda, but torch finds no CUDA device here; use trainer.accelerator=cpu or auto"
-        )
-    if value == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(
-            "trainer.accelerator=mps, but torch finds no MPS device here; use trainer.accelerator=cpu or auto"
-        )
-    return value
-
-
-@functools.cache
-def cpu_flags() -> frozenset[str]:
-    """The first CPU's flags in /proc/cpuinfo (empty where there is none: not Linux)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "flags":
-                return frozenset(value.split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-@functools.cache
-def cpu_name() -> str | None:
-    """The CPU's model name from /proc/cpuinfo, e.g. 'AMD EPYC 9B14'; None where there is none."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                return value.strip()
-    except OSError:
-        pass
-    return None
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX): there bf16 convolutions
-    run at about twice the fp32 speed; elsewhere PyTorch emulates them, slower than fp32."""
-    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
-
-
-def _precision(value, accelerator: str) -> str:
-    """trainer.precision, with auto resolved: bf16-mixed where the hardware computes bf16 natively
-    (any CUDA GPU this project targets; CPUs with AVX512-BF16 or AMX), else the paper's fp32."""
-    precision = PRECISIONS.get(str(value).lower())
-    if precision is None:
-        raise ConfigError(f"trainer.precision={value} is unknown; use auto, 32-true (fp32, the paper's) or bf16-mixed")
-    if precision == "16-mixed" and accelerator != "cuda":
-        raise ConfigError(
-            f"trainer.precision=16-mixed needs a CUDA GPU (this run is on {accelerator}); use bf16-mixed or 32-true"
-        )
-    if precision != "auto":
-        return precision
-    native = accelerator == "cuda" or (accelerator == "cpu" and cpu_has_native_bf16())
-    return "bf16-mixed" if native else "32-true"
-
-
-def _compile(value, accelerator: str, precision: str, steps: int) -> str:
-    """trainer.compile, with auto resolved: compile runs of >= COMPILE_AUTO_MIN_STEPS steps, except
-    bf16 on a CPU, where the compiled step measured no faster than the eager one (README, Performance).
-    "false" for every spelling that leaves the model eager, "true" for torch.compile's default mode."""
-    value = str(value).lower()
-    if value in EAGER:
-        return "false"
-    if value in COMPILE_DEFAULT:
-        return "true"
-    if value in COMPILE_MODES:
-        return value
-    if value != "auto":
-        raise ConfigError(
-            f"trainer.compile={value} is unknown; use auto, true, false, {' or '.join(COMPILE_MODES[:2])}"
-        )
-    if accelerator == "cpu" and precision == "bf16-mixed":
-        return "false"
-    return "true" if steps >= COMPILE_AUTO_MIN_STEPS else "false"

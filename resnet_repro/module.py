@@ -27,6 +27,12 @@ def compiled(model: nn.Module, compile: str) -> nn.Module:
     """
     if compile == "false":
         return model
+    # A new network starts from a clean compiler. Dynamo keeps what it compiled per code object, and
+    # every network of a sweep shares one (the model class's forward): in one process (Hydra's basic
+    # launcher runs a whole sweep in one), the 9th network would hit its recompile limit and silently
+    # train eager. What is dropped belongs to networks built before: a run trains one (the benchmark,
+    # which keeps several, compiles an earlier one again in its warm-up steps).
+    torch._dynamo.reset()
     return torch.compile(model, mode=None if compile == "true" else compile, dynamic=False)
 
 
@@ -55,7 +61,11 @@ class Classifier(pl.LightningModule):
         object.__setattr__(self, "forward_fn", compiled(model, compile))
         self.steps, self.lr, self.momentum, self.weight_decay = steps, lr, momentum, weight_decay
         self.lr_milestones, self.lr_decay = list(lr_milestones), lr_decay
-        self.warmup_lr, self.warmup_until, self.warmup_check_every = warmup_lr, warmup_until_train_error, warmup_check_every
+        self.warmup_lr, self.warmup_until, self.warmup_check_every = (
+            warmup_lr,
+            warmup_until_train_error,
+            warmup_check_every,
+        )
         self.warmup_active = warmup
         self.warmup_ended_at: int | None = None
         self.progress: dict[str, str] = {}  # latest errors, for the progress bar

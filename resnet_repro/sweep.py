@@ -57,7 +57,7 @@ def run_job(cfg: DictConfig) -> str:
     except BAD_INPUT as e:
         state, message = "invalid", str(e)
         print(f"error: {cfg.run_id}: {e}", file=sys.stderr)
-    except Exception as e:  # the run directory has the traceback; the siblings go on
+    except Exception as e:  # noqa: BLE001 (the run directory has the traceback; the siblings go on)
         state, message = "failed", f"{type(e).__name__}: {e}"
         traceback.print_exc()
     folder = os.environ.get(OUTCOMES_ENV)

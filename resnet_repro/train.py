@@ -12,19 +12,19 @@ import os
 import signal
 import time
 import traceback
-from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig
-from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from .config import ConfigError, RunSpec, cpu_name, resolve
 from .data import DataError, EvalBatches, TrainBatches, load_cifar10, split_cifar10
+from .devices import gpu_slot, use_float32_precision
 from .module import Classifier
-from .runs import RunDir, atomic_write, code_commit
+from .progress import progress_callbacks
+from .runs import RunDir, atomic_write, code_commit, flatten
 
 __all__ = ["ConfigError", "RunSpec", "build_module", "build_trainer", "check_config", "train", "trained_with"]
 
@@ -34,30 +34,13 @@ def check_config(cfg: DictConfig) -> None:
     resolve(cfg)
 
 
-def trained_with(spec: RunSpec) -> dict:
+def trained_with(spec: RunSpec, gpu: int = 0) -> dict:
     """How a run is computed, for the report's footers (trained_with.json): the same config trains in
     bf16 on one machine and fp32 on another, eager here and compiled there."""
     device = spec.trainer.accelerator
-    hardware = {"gpu": torch.cuda.get_device_name(0)} if device == "cuda" else {"cpu": cpu_name() or "unknown"}
+    hardware = {"gpu": torch.cuda.get_device_name(gpu)} if device == "cuda" else {"cpu": cpu_name() or "unknown"}
     return {"code": code_commit(), "precision": spec.trainer.precision, "device": device, **hardware,
             "compile": spec.trainer.compile, "torch": torch.__version__}  # fmt: skip
-
-
-class StepProgressBar(TQDMProgressBar):
-    """One bar over the whole run in iterations (the stream is endless, so Lightning's epoch bar has no total)."""
-
-    def on_train_epoch_start(self, trainer, *_):
-        super().on_train_epoch_start(trainer)
-        bar = self.train_progress_bar
-        bar.reset(total=trainer.max_steps)
-        bar.initial = trainer.global_step
-        bar.set_description("/".join(Path(trainer.default_root_dir).parts[-2:]))  # e.g. plain-56/seed0
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        n = trainer.global_step
-        if self._should_update(n, trainer.max_steps):
-            self.train_progress_bar.n = n
-            self.train_progress_bar.set_postfix(pl_module.progress, refresh=True)
 
 
 class RunRecorder(pl.Callback):
@@ -79,6 +62,8 @@ class RunRecorder(pl.Callback):
         # The directory is bound to its config once training starts, not before: a run that fails
         # to start (a bad setting) leaves no config behind to refuse the corrected one.
         self.run.save_config(self.spec.config)
+        if trainer.logger is not None:  # trainer.logger=tensorboard: its HPARAMS tab shows the run's settings
+            trainer.logger.log_hyperparams(flatten(self.spec.config))
         step = trainer.global_step  # restored from the checkpoint by now (it is still 0 in on_fit_start)
         self.rows = self.run.read_metrics(up_to_step=step)  # rows past the checkpoint are redone
         self.elapsed_before = float(self.rows[-1]["elapsed_s"]) if self.rows else 0.0
@@ -111,9 +96,14 @@ class RunRecorder(pl.Callback):
             self.rows.append({"step": step, "split": split, "error": m["error"], "loss": m["loss"],
                               "lr": module.lr_used, "elapsed_s": round(elapsed, 2)})  # fmt: skip
         self.run.write_metrics(self.rows)
+        if trainer.logger is not None:  # the same numbers as metrics.csv, e.g. test/error, train/loss, lr
+            metrics = {f"{split}/{k}": m[k] for split, m in results.items() for k in ("error", "loss")}
+            trainer.logger.log_metrics({**metrics, "lr": module.lr_used}, step=step)
         module.progress.update({f"{split}_err": f"{m['error']:.3f}" for split, m in results.items()})
         if self.diverged:
-            self.run.set_status("diverged", step=step, steps=self.spec.steps, reason=f"training loss {results['train']['loss']}")
+            self.run.set_status(
+                "diverged", step=step, steps=self.spec.steps, reason=f"training loss {results['train']['loss']}"
+            )
             trainer.should_stop = True
 
 
@@ -132,7 +122,10 @@ def train(spec: RunSpec) -> str:
         return "running"
     try:
         # Another process may have finished the run between the look above and the lock: look again.
-        return _finished(run) or _fit(spec, run)
+        if finished := _finished(run):
+            return finished
+        with gpu_slot(spec.trainer) as gpu:  # None on a CPU; else the GPU this run has to itself (or shares k ways)
+            return _fit(spec, run, gpu)
     finally:
         lock.release()
 
@@ -146,7 +139,7 @@ def _finished(run: RunDir) -> str | None:
     return state if state in ("done", "diverged") else None
 
 
-def _fit(spec: RunSpec, run: RunDir) -> str:
+def _fit(spec: RunSpec, run: RunDir, gpu: int | None) -> str:
     # What a resume reads is checked before any work, and left as it is if it is broken.
     resume = run.checkpoint if run.check_resume(spec.steps, spec.log_every) else None
     run.remove_partial_writes()
@@ -154,7 +147,7 @@ def _fit(spec: RunSpec, run: RunDir) -> str:
         data = load_cifar10(spec.data.root, download=spec.data.download, cache_dir=spec.data.cache_dir)
         split = split_cifar10(data, spec.data.val_size, spec.data.split_seed)
         atomic_write(run.dataset_file, split.source + "\n")  # what the data was, for the report's figures
-        return _fit_model(spec, run, split, resume)
+        return _fit_model(spec, run, split, resume, gpu)
     except DataError as e:  # the data, or a setting that does not fit it (batch_size): bad input, when found
         raise ConfigError(str(e)) from None
     except SIGTERMException:
@@ -179,42 +172,57 @@ def build_module(spec: RunSpec) -> Classifier:
     )  # fmt: skip
 
 
-def build_trainer(spec: RunSpec, root_dir, callbacks: list | None = None) -> pl.Trainer:
-    """The Trainer a run uses (bench.py times this same setup); `callbacks` come after the progress bar."""
+def build_trainer(spec: RunSpec, root_dir, callbacks: list | None = None, device: int | None = None) -> pl.Trainer:
+    """The Trainer a run uses (bench.py times this same setup); `callbacks` come after the progress bar.
+    `device`: the index of the GPU to use (devices.py claims it), None for the accelerator's first."""
     settings = spec.trainer
-    progress = [StepProgressBar(refresh_rate=10)] if settings.progress_bar else []
+    progress = progress_callbacks(settings.progress_bar)
     if settings.threads:  # CPU threads of PyTorch's ops (speed only); unset: torch's default, one per core
         torch.set_num_threads(settings.threads)
+    use_float32_precision(settings.precision)  # 32-true is fp32 on a GPU too: no TF32
+    logger = False
+    if settings.logger == "tensorboard":  # checked when resolved: the package is there
+        from pytorch_lightning.loggers import TensorBoardLogger
+
+        logger = TensorBoardLogger(save_dir=str(root_dir), name="tensorboard", version="", default_hp_metric=False)
     return pl.Trainer(
-        accelerator=settings.accelerator, devices=1, precision=settings.precision, max_steps=spec.steps,
-        max_epochs=-1, limit_val_batches=0, num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
-        enable_model_summary=False, enable_progress_bar=bool(progress), deterministic=settings.deterministic,
+        accelerator=settings.accelerator, devices=1 if device is None else [device], precision=settings.precision,
+        max_steps=spec.steps, max_epochs=-1, limit_val_batches=0, num_sanity_val_steps=0, logger=logger,
+        enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=settings.progress_bar == "bar",
+        # "warn", not True: Lightning's True makes torch raise at the first op without a deterministic
+        # kernel on CUDA; False also undoes an earlier run's setting in the same process.
+        deterministic="warn" if settings.deterministic else False,
         benchmark=settings.cudnn_benchmark and not settings.deterministic,
         default_root_dir=str(root_dir), callbacks=[*progress, *(callbacks or [])],
     )  # fmt: skip
 
 
-def _fit_model(spec: RunSpec, run: RunDir, split, resume) -> str:
+def _fit_model(spec: RunSpec, run: RunDir, split, resume, gpu: int | None) -> str:
     pl.seed_everything(spec.seed, workers=False, verbose=False)
-    if spec.trainer.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
     module = build_module(spec)
     # Lightning's info banner (GPU/TPU available, a logging tip) for every run of a sweep says nothing the
     # start line below does not; its warnings still show.
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
-    trainer = build_trainer(spec, run.path)
+    trainer = build_trainer(spec, run.path, device=gpu)
     device = trainer.strategy.root_device
     channels_last = spec.trainer.channels_last
     train_batches = TrainBatches(split.train_images, split.train_labels, split.mean_image, spec.batch_size,
                                  spec.seed, start_step=lambda: trainer.global_step, device=device, channels_last=channels_last)  # fmt: skip
-    eval_args = dict(mean_image=split.mean_image, batch_size=spec.trainer.eval_batch_size, device=device, channels_last=channels_last)
+    eval_args = {
+        "mean_image": split.mean_image,
+        "batch_size": spec.trainer.eval_batch_size,
+        "device": device,
+        "channels_last": channels_last,
+    }
     val = EvalBatches(split.val_images, split.val_labels, **eval_args) if len(split.val_labels) else None
     test = EvalBatches(split.test_images, split.test_labels, **eval_args)
-    run.record_environment(trained_with(spec))
+    run.record_environment(trained_with(spec, gpu or 0))
     recorder = RunRecorder(run, spec, val, test)
     trainer.callbacks.append(recorder)
-    print(f"[{'resume' if resume else 'start'}] {run.path} on {device}, {spec.trainer.precision}, "
-          f"{'compiled' if spec.trainer.compiled else 'eager'} ({split.source})")
+    print(
+        f"[{'resume' if resume else 'start'}] {run.path} on {device}, {spec.trainer.precision}, "
+        f"{'compiled' if spec.trainer.compiled else 'eager'} ({split.source})"
+    )
     trainer.fit(module, train_dataloaders=train_batches, ckpt_path=str(resume) if resume else None)
     if recorder.diverged:
         return "diverged"

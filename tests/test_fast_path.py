@@ -16,13 +16,16 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from conftest import make_spec
+from conftest import make_spec, tiny_overrides
+from torch._dynamo.testing import CompileCounter
+from torch._dynamo.utils import counters
 
+from resnet_repro.config import COMPILE_AUTO_MIN_STEPS, cpu_has_native_bf16
 from resnet_repro.data import PAD, TrainBatches
 from resnet_repro.models import build_model
 from resnet_repro.module import compiled
-from resnet_repro.config import COMPILE_AUTO_MIN_STEPS, cpu_has_native_bf16
-from resnet_repro.train import build_module, build_trainer
+from resnet_repro.runs import RunDir
+from resnet_repro.train import build_module, build_trainer, train
 
 POSITIONS = 2 * PAD + 1  # 9 crop offsets per axis
 
@@ -40,7 +43,9 @@ def chi2(counts: torch.Tensor) -> float:
 def pattern_images(n: int) -> torch.Tensor:
     """Channel 0 holds row+1, channel 1 column+1, channel 2 a constant: a crop shows where it was cut."""
     ar = torch.arange(1, 33, dtype=torch.uint8)
-    image = torch.stack([ar[:, None].expand(32, 32), ar[None, :].expand(32, 32), torch.full((32, 32), 7, dtype=torch.uint8)])
+    image = torch.stack(
+        [ar[:, None].expand(32, 32), ar[None, :].expand(32, 32), torch.full((32, 32), 7, dtype=torch.uint8)]
+    )
     return image.expand(n, 3, 32, 32).clone()
 
 
@@ -88,7 +93,9 @@ def test_augmentation_has_the_papers_distribution():
 
 def test_stream_differs_between_steps_and_seeds():
     images = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8)
-    make = lambda seed: iter(TrainBatches(images, torch.zeros(256, dtype=torch.long), torch.zeros(3, 32, 32), 128, seed))
+    make = lambda seed: iter(
+        TrainBatches(images, torch.zeros(256, dtype=torch.long), torch.zeros(3, 32, 32), 128, seed)
+    )
     a, b = make(0), make(1)
     first, second = next(a)[0], next(a)[0]
     assert not torch.equal(first, second) and not torch.equal(first, next(b)[0])
@@ -129,7 +136,9 @@ def eager_step(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tenso
     return loss.item(), {n: p.grad.detach().clone() for n, p in model.named_parameters()}
 
 
-def eager_training(model: torch.nn.Module, batches: list, lr: float, momentum: float, weight_decay: float) -> list[float]:
+def eager_training(
+    model: torch.nn.Module, batches: list, lr: float, momentum: float, weight_decay: float
+) -> list[float]:
     """The plain textbook loop: eager NCHW steps and torch's SGD with the paper's settings."""
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     losses = []
@@ -171,12 +180,27 @@ FP32 = "trainer.precision=32-true"
         [FP32, "trainer.channels_last=true", "trainer.compile=false"],
         [FP32, "trainer.channels_last=false", "trainer.compile=false"],
         ["trainer.precision=bf16-mixed", "trainer.compile=false"],
+        # The CUDA-graph modes of a GPU run on a CPU too (Inductor skips the graphs there): their
+        # code paths in Lightning's loop and the compiled step are exercised, if not their graphs.
+        [FP32, "trainer.compile=reduce-overhead"],
+        [FP32, "trainer.compile=max-autotune"],
     ],
-    ids=["default-config", "compiled-fp32", "eager-channels-last", "eager-nchw", "bf16-mixed"],
+    ids=[
+        "default-config",
+        "compiled-fp32",
+        "eager-channels-last",
+        "eager-nchw",
+        "bf16-mixed",
+        "reduce-overhead",
+        "max-autotune",
+    ],
 )
 def test_fast_step_matches_eager_nchw_step(tmp_path, overrides):
     steps = 3
-    spec = make_spec(["arch=resnet", "depth=8", "trainer.progress_bar=false", "trainer.accelerator=cpu", *overrides], check_data=False)
+    spec = make_spec(
+        ["arch=resnet", "depth=8", "trainer.progress_bar=false", "trainer.accelerator=cpu", *overrides],
+        check_data=False,
+    )
     tol = TOLERANCES[spec.trainer.precision]
     torch.manual_seed(0)
     module = build_module(spec)
@@ -210,7 +234,9 @@ def test_fast_step_matches_eager_nchw_step(tmp_path, overrides):
 
     # The whole loop (Lightning's optimizer, the lr schedule) against torch's SGD in a plain loop.
     reference.load_state_dict(start)
-    losses = eager_training(reference, batches, lr=spec.optim.lr, momentum=spec.optim.momentum, weight_decay=spec.optim.weight_decay)
+    losses = eager_training(
+        reference, batches, lr=spec.optim.lr, momentum=spec.optim.momentum, weight_decay=spec.optim.weight_decay
+    )
     fast, ref = module.model.state_dict(), reference.state_dict()
     floats = [n for n, v in ref.items() if v.is_floating_point()]  # weights and BN running statistics
     if not spec.trainer.channels_last and module.forward_fn is module.model and spec.trainer.precision == "32-true":
@@ -242,14 +268,21 @@ def test_compile_setting():
     # auto: an fp32 run long enough to pay back the compile time is compiled, a short one not.
     assert compile_setting([*fp32, f"steps={COMPILE_AUTO_MIN_STEPS - 1}"]) == "false"
     assert compile_setting([*fp32, f"steps={COMPILE_AUTO_MIN_STEPS}"]) == "true"
-    full, short = build_module(make_spec(fp32, check_data=False)), build_module(make_spec([*fp32, "steps=600", "eval_every=200"], check_data=False))
+    full, short = (
+        build_module(make_spec(fp32, check_data=False)),
+        build_module(make_spec([*fp32, "steps=600", "eval_every=200"], check_data=False)),
+    )
     assert full.forward_fn is not full.model and short.forward_fn is short.model
     # bf16 on a CPU: the compiled step measured no faster, so auto stays eager at any length.
     assert compile_setting(["trainer.accelerator=cpu", "trainer.precision=bf16-mixed"]) == "false"
-    assert compile_setting(["trainer.accelerator=cpu", "trainer.precision=bf16-mixed", "trainer.compile=true"]) == "true"
+    assert (
+        compile_setting(["trainer.accelerator=cpu", "trainer.precision=bf16-mixed", "trainer.compile=true"]) == "true"
+    )
     # Every spelling that leaves the model eager resolves to "false", so a caller's `!= "false"` means compiled;
     # every spelling of torch.compile's default mode resolves to "true"; a mode keeps its name.
-    assert all(compile_setting([f"trainer.compile={v}"]) == "false" for v in ("false", "off", "none", "0", "null", "OFF"))
+    assert all(
+        compile_setting([f"trainer.compile={v}"]) == "false" for v in ("false", "off", "none", "0", "null", "OFF")
+    )
     assert all(compile_setting([f"trainer.compile={v}"]) == "true" for v in ("true", "1", "default"))
     assert compile_setting(["trainer.compile=max-autotune"]) == "max-autotune"
 
@@ -258,6 +291,7 @@ def test_precision_setting(monkeypatch):
     assert precision(["trainer.accelerator=cpu"]) == ("bf16-mixed" if cpu_has_native_bf16() else "32-true")
     assert precision(["trainer.accelerator=cpu", "trainer.precision=32"]) == "32-true"
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)  # resolving looks for a GPU; none is used here
+    monkeypatch.setattr("torch.cuda.get_device_capability", lambda device=None: (8, 0))  # an A100: bf16 native
     assert precision(["trainer.accelerator=cuda"]) == "bf16-mixed"
     assert precision(["trainer.accelerator=cuda", "trainer.precision=32-true"]) == "32-true"
     assert precision(["trainer.accelerator=auto"]) == "bf16-mixed"
@@ -289,11 +323,13 @@ class CountHostReads(pl.Callback):
         self.on = self.on and batch_idx != self.last
 
 
-def test_training_steps_never_wait_for_the_device(tmp_path, monkeypatch):
-    """The per-step path (data, step, counters, lr schedule, progress bar) reads nothing back from the device."""
+@pytest.mark.parametrize("compile", ["false", "true"])
+def test_training_steps_never_wait_for_the_device(tmp_path, monkeypatch, compile):
+    """The per-step path (data, step, counters, lr schedule, progress bar), eager or compiled, reads nothing
+    back from the device."""
     steps = 24
-    spec = make_spec(["arch=resnet", "depth=8", "batch_size=16", f"steps={steps}", f"eval_every={steps}", "trainer.compile=false",
-                      "trainer.accelerator=cpu", "trainer.progress_bar=true"], check_data=False)  # fmt: skip
+    spec = make_spec(["arch=resnet", "depth=8", "batch_size=16", f"steps={steps}", f"eval_every={steps}", f"trainer.compile={compile}",
+                      "trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.progress_bar=true"], check_data=False)  # fmt: skip
     module = build_module(spec)
     images = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8)
     counter = CountHostReads(monkeypatch, first=1, last=steps - 2)  # the progress bar refreshes at steps 10 and 20
@@ -304,3 +340,45 @@ def test_training_steps_never_wait_for_the_device(tmp_path, monkeypatch):
     assert trainer.global_step == steps
     assert counter.reads == []
     assert module.pop_train_metrics()["error"] >= 0  # the counters are read at log points: one read for all steps
+
+
+def count_compiled_frames(monkeypatch) -> CompileCounter:
+    """Makes the project's torch.compile trace with Dynamo as always but hand its graphs to a counter
+    (run eagerly) instead of Inductor: guards, caches and recompile limits are Dynamo's, so what is
+    counted is what a GPU run would compile, in a fraction of the time."""
+    counter = CompileCounter()
+    real = torch.compile
+    monkeypatch.setattr(
+        torch, "compile", lambda model, mode=None, dynamic=None: real(model, backend=counter, dynamic=dynamic)
+    )
+    return counter
+
+
+def test_a_sweep_of_ten_networks_in_one_process_compiles_every_one(monkeypatch):
+    """Hydra's basic launcher runs a whole sweep in one process; Dynamo's recompile limit (8 per code
+    object, and every network shares the model class's forward) must not leave the 9th network eager."""
+    counter = count_compiled_frames(monkeypatch)
+    images = torch.randn(2, 3, 32, 32).to(memory_format=torch.channels_last)
+    for arch, depth in [(a, d) for d in (8, 14, 20, 26, 32) for a in ("plain", "resnet")]:
+        spec = make_spec(
+            [f"arch={arch}", f"depth={depth}", "trainer.compile=true", "trainer.accelerator=cpu"], check_data=False
+        )
+        module = build_module(spec)
+        before = counter.frame_count
+        module(images).sum().backward()
+        assert counter.frame_count == before + 1, f"{arch}-{depth} ran eager: the recompile limit was hit"
+
+
+def test_no_recompiles_within_a_run(tiny_batches, tmp_path, monkeypatch):
+    """One compiled graph for the whole run: across the end of the warm-up, both lr drops, evaluations
+    (eager, in eval mode) and checkpoints, the training step is never compiled again."""
+    counter = count_compiled_frames(monkeypatch)
+    recompiles = counters["recompiles"].copy()
+    spec = make_spec(["arch=resnet", "depth=8", "trainer.compile=true", *tiny_overrides(tiny_batches, tmp_path), "steps=12",
+                      "eval_every=3", "warmup.enabled=true", "warmup.until_train_error=1.01", "warmup.check_every=2"])  # fmt: skip
+    assert train(spec) == "done"
+    rows = RunDir(spec.run_dir).read_metrics()
+    lrs = sorted({float(r["lr"]) for r in rows})
+    assert len(lrs) >= 3 and min(lrs) < 0.01 < max(lrs), f"the run crossed the warm-up's end and the lr drops: {lrs}"
+    assert counter.frame_count == 1, f"compiled {counter.frame_count} times"
+    assert counters["recompiles"] == recompiles

@@ -19,7 +19,9 @@ from resnet_repro.train import train, trained_with
 def run_py(*args, cwd=REPO):
     # One thread: on a small shared machine, several threads per run mostly wait on each other.
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, str(REPO / "run.py"), *args], cwd=cwd, env=env, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, str(REPO / "run.py"), *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
 
 
 def test_sweep_of_four_runs_through_run_py(tiny_batches, tmp_path):
@@ -76,10 +78,12 @@ def test_schedule_is_in_iterations_and_scales_with_steps():
 
 def test_paper_defaults():
     cfg = make_config()
-    assert (cfg.steps, cfg.batch_size, cfg.optim.lr, cfg.optim.momentum, cfg.optim.weight_decay) == (64000, 128, 0.1, 0.9, 1e-4)
+    schedule = (cfg.steps, cfg.batch_size, cfg.optim.lr, cfg.optim.momentum, cfg.optim.weight_decay)
+    assert schedule == (64000, 128, 0.1, 0.9, 1e-4)
     assert cfg.data.val_size == 5000 and list(cfg.optim.lr_milestones) == [0.5, 0.75]
     spec = resolve(cfg, check_data=False)
-    assert spec.steps == paper.STEPS and [round(m * spec.steps) for m in spec.optim.lr_milestones] == list(paper.LR_DROPS)
+    drops = [round(m * spec.steps) for m in spec.optim.lr_milestones]
+    assert spec.steps == paper.STEPS and drops == list(paper.LR_DROPS)
     assert not spec.warmup.enabled and make_spec(["depth=110"], check_data=False).warmup.enabled
 
 
@@ -98,7 +102,10 @@ def test_paper_defaults():
         ("trainer.precision=fp8", "trainer.precision=fp8 is unknown; use auto, 32-true .* or bf16-mixed"),
         ("trainer.accelerator=tpu", "trainer.accelerator=tpu is unknown; use auto, cpu, cuda"),
         ("trainer.threads=-1", "trainer.threads=-1 must be a positive whole number, or null"),
-        ("trainer.channels_last=maybe", r"trainer.channels_last=maybe must be true or false \(default: trainer.channels_last=True\)"),
+        (
+            "trainer.channels_last=maybe",
+            r"trainer.channels_last=maybe must be true or false \(default: trainer.channels_last=True\)",
+        ),
         ("trainer.eval_batch_size=0", "trainer.eval_batch_size=0 must be a positive whole number"),
         ("seed=abc", r"seed=abc must be a whole number from 0 to 4294967295 \(default: seed=0\)"),
         ("seed=-1", "seed=-1 must be a whole number from 0"),
@@ -131,7 +138,9 @@ def test_bad_settings_fail_before_any_work(tiny_batches, tmp_path, override, mes
 
 def test_cuda_is_refused_where_there_is_none(monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    with pytest.raises(ConfigError, match="trainer.accelerator=cuda, but torch finds no CUDA device here; use trainer.accelerator=cpu"):
+    with pytest.raises(
+        ConfigError, match="trainer.accelerator=cuda, but torch finds no CUDA device here; use trainer.accelerator=cpu"
+    ):
         make_spec(["trainer.accelerator=cuda"], check_data=False)
     assert make_spec(["trainer.accelerator=auto"], check_data=False).trainer.accelerator == "cpu"
 
@@ -170,3 +179,44 @@ def test_bad_input_is_one_line_from_the_command_line(tmp_path):
     missing = run_py(f"data.root={tmp_path / 'nowhere'}", f"out_dir={tmp_path}")
     assert missing.returncode == 2 and "data.download=true" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_progress_in_a_job_log_is_a_line_every_tenth(tiny_batches, tmp_path, monkeypatch, capsys):
+    """Not a terminal (joblib's, submitit's and Slurm's logs): ten lines per run, not a redrawn bar."""
+    from resnet_repro.compute import _progress
+
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    assert _progress("auto") == "bar" and _progress(True) == "bar" and _progress(False) == "off"
+    monkeypatch.setenv("SLURM_JOB_ID", "7")
+    assert _progress("auto") == "lines", "a Slurm job's output is a file even under srun --pty"
+    monkeypatch.delenv("SLURM_JOB_ID")
+    monkeypatch.setattr("sys.stdout.isatty", lambda: False)
+    spec = make_spec(
+        [*tiny_overrides(tiny_batches, tmp_path), "depth=8", "steps=20", "eval_every=10", "trainer.progress_bar=auto"]
+    )
+    assert spec.trainer.progress_bar == "lines"  # output to a file, as joblib's workers have it
+    assert train(spec) == "done"
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[progress]")]
+    assert [line.split()[3] for line in lines] == [f"{s}/20" for s in (2, 4, 6, 8, 10, 12, 14, 16, 18, 20)]
+    assert "train_err=" in lines[-1] and "it/s" in lines[-1]
+
+
+def test_tensorboard_logger(tiny_batches, tmp_path, monkeypatch):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    spec = make_spec([*tiny_overrides(tiny_batches, tmp_path), "depth=8", "trainer.logger=tensorboard"])
+    assert train(spec) == "done"
+    events = EventAccumulator(str(spec.run_dir / "tensorboard")).Reload()
+    rows = RunDir(spec.run_dir).read_metrics()
+    for split in ("train", "val", "test"):
+        logged = [(e.step, round(e.value, 5)) for e in events.Scalars(f"{split}/error")]
+        assert logged == [(r["step"], round(float(r["error"]), 5)) for r in rows if r["split"] == split]
+    assert "lr" in events.Tags()["scalars"] and "test/loss" in events.Tags()["scalars"]
+    # Asked for but not installed: one line naming the fix, before any work.
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None if name == "tensorboard" else object())
+    with pytest.raises(
+        ConfigError, match=r"trainer.logger=tensorboard needs the tensorboard package: pip install tensorboard"
+    ):
+        make_spec([*tiny_overrides(tiny_batches, tmp_path), "trainer.logger=tensorboard"])

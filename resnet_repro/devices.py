@@ -1,0 +1,127 @@
+"""Which GPU a run computes on, and the CUDA settings it computes with.
+
+One GPU per run, up to `trainer.runs_per_gpu` runs per GPU. On a machine with N GPUs, each GPU has
+runs_per_gpu slots; a run claims a free slot when it starts (a file lock, taken without waiting)
+and frees it when it ends, so the next job takes the freed GPU. A job that finds every slot taken
+waits for one. The locks are the operating system's (flock): a killed run frees its slot at once.
+
+    with gpu_slot(spec.trainer) as device:   # None on a CPU; else the index of the claimed GPU
+        trainer = build_trainer(spec, root, device=device)
+
+Why a lock per slot and Lightning's `devices=[i]`, not CUDA_VISIBLE_DEVICES:
+- Hydra's launchers run jobs in processes they reuse (joblib's workers run job after job; the basic
+  launcher runs a whole sweep in one process). CUDA reads CUDA_VISIBLE_DEVICES once, when it starts
+  in a process, so only the first job could choose its GPU that way; `devices=[i]` works for each.
+- Job numbers do not say which GPU is free: job 9 of a sweep on 8 GPUs must take whichever GPU
+  finished first, not GPU 9 mod 8. The locks say what is free, across every process of the
+  machine, including another sweep started beside the first.
+- submitit's local launcher hands every job the same first `gpus_per_node` GPUs; hydra/launcher=local
+  (conf/hydra/launcher/local.yaml) shows each job all of them, and the job claims one here.
+- Every job claims, on a machine with one GPU too: with runs_per_gpu=1, a joblib sweep of 4 jobs then
+  trains one run at a time on it, not 4 fighting over its memory.
+
+The slots live in $RESNET_REPRO_GPU_SLOTS, default /tmp/resnet-repro-gpu-slots-<user>: local to the
+machine (a shared file system would mix up GPU 0 of one node with GPU 0 of another). Under Slurm,
+in a folder of the job's own: Slurm numbers a job's GPUs from 0 in every job (cgroups), so two jobs
+on one node must not share slot names; one job with several GPUs (salloc, then a joblib sweep)
+shares them out as above.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from filelock import FileLock, Timeout
+
+from .spec import TrainerSettings
+
+SLOTS_ENV = "RESNET_REPRO_GPU_SLOTS"
+WAIT_POLL_S = 2.0
+
+
+def slots_dir() -> Path:
+    default = Path(tempfile.gettempdir()) / f"resnet-repro-gpu-slots-{getpass.getuser()}"
+    folder = Path(os.environ.get(SLOTS_ENV) or default)
+    job = os.environ.get("SLURM_JOB_ID")
+    return folder / f"slurm-job-{job}" if job else folder
+
+
+def physical_ids(count: int) -> list[str]:
+    """What each visible GPU is on this machine (the slot's name): CUDA_VISIBLE_DEVICES renumbers the
+    GPUs a process sees from 0, and two processes that see different GPUs must not share slots."""
+    visible = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    return [visible[i] if i < len(visible) else str(i) for i in range(count)]
+
+
+def claim(runs_per_gpu: int, wait: bool = True, say=print) -> tuple[int, FileLock] | None:
+    """A free slot: (index of its GPU among the visible ones, its held lock). The GPU with the most free
+    slots is tried first, so runs spread over the GPUs before they share one. Waits while all are taken
+    (None at once if `wait` is false)."""
+    count = torch.cuda.device_count()
+    if count == 0:  # resolve() refuses cuda without a GPU; this guards a GPU lost since
+        raise RuntimeError("torch finds no CUDA device: nothing to claim")
+    folder = slots_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [n.replace("/", "_") for n in physical_ids(count)]
+    waited = False
+    while True:
+        slots = [[FileLock(str(folder / f"gpu-{name}.slot{k}.lock")) for k in range(runs_per_gpu)] for name in names]
+        busy = [sum(_is_held(lock) for lock in locks) for locks in slots]
+        for device in sorted(range(count), key=lambda i: (busy[i], i)):
+            for lock in slots[device]:
+                try:
+                    lock.acquire(timeout=0)
+                    return device, lock
+                except Timeout:
+                    continue
+        if not wait:
+            return None
+        if not waited:
+            say(f"[wait] all {count} GPUs have {runs_per_gpu} run(s) each; waiting for one to finish")
+            waited = True
+        time.sleep(WAIT_POLL_S)
+
+
+def _is_held(lock: FileLock) -> bool:
+    """Whether another process (or another lock object) holds this slot now; probes without keeping it."""
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
+@contextlib.contextmanager
+def gpu_slot(trainer: TrainerSettings, say=print) -> Iterator[int | None]:
+    """The GPU index this run uses, held for the duration of the `with` block; None off CUDA."""
+    if trainer.accelerator != "cuda":
+        yield None
+        return
+    device, lock = claim(trainer.runs_per_gpu, say=say)
+    try:
+        yield device
+    finally:
+        lock.release()
+
+
+def use_float32_precision(precision: str) -> None:
+    """Under 32-true, float32 convolutions and matmuls in full fp32 ("ieee"), as the paper trained:
+    torch's default lets cuDNN run fp32 convolutions in TF32 (10-bit mantissa) on Ampere and later.
+    Otherwise torch's defaults (set again: a process may run several runs). No effect on a CPU."""
+    conv = "ieee" if precision == "32-true" else "tf32"
+    torch.backends.cudnn.conv.fp32_precision = conv
+    torch.backends.cudnn.rnn.fp32_precision = conv
+    torch.backends.cuda.matmul.fp32_precision = "ieee" if precision == "32-true" else "none"
+
+
+def gpu_count() -> int:
+    """The GPUs this process sees (0 without CUDA); the config's ${gpu_count:} (hydra/launcher=local)."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
