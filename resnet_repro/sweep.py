@@ -36,6 +36,9 @@ from .train import train
 # The folders are kept, a record of each launch: deleting a folder could break a reader walking the tree.
 OUTCOMES_ENV = "RESNET_REPRO_OUTCOMES"
 BAD_INPUT = (ConfigError, ConfigMismatch, RunFileError)
+# Exit codes of a single run: 0 done, 1 failed (a traceback), 2 refused (bad input, one line), 3 diverged,
+# 143 stopped by SIGTERM (resumable). A sweep exits 1 if any of its runs is not done.
+EXIT_DIVERGED = 3
 
 
 def run_job(cfg: DictConfig) -> str:
@@ -43,10 +46,16 @@ def run_job(cfg: DictConfig) -> str:
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode != RunMode.MULTIRUN:
         try:
-            return train(resolve(cfg))
+            state = train(resolve(cfg))
         except BAD_INPUT as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
+        if state == "diverged":  # a scheduler or a script must not count it as a success
+            reason = RunDir(cfg.run_dir).status().get("reason", "")
+            print(f"diverged: {cfg.run_dir}: {reason}; delete the directory to retry (e.g. with a lower optim.lr)",
+                  file=sys.stderr)  # fmt: skip
+            sys.exit(EXIT_DIVERGED)
+        return state
     message = ""
     try:
         state = train(resolve(cfg))
@@ -68,7 +77,7 @@ def run_job(cfg: DictConfig) -> str:
 
 
 class SweepSummary(Callback):
-    """Prints done / failed / diverged / invalid counts when a sweep ends; exits 1 if any failed or was invalid."""
+    """Prints done / failed / diverged / invalid counts when a sweep ends; exits 1 if any failed, diverged or was invalid."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         launch = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
@@ -84,5 +93,5 @@ class SweepSummary(Callback):
         for r in records:
             if r["state"] != "done":
                 print(f"  {r['state']:8s} {r['run']}  {r['message']}")
-        if counts["failed"] or counts["invalid"]:
+        if counts["failed"] or counts["invalid"] or counts["diverged"]:
             sys.exit(1)

@@ -294,6 +294,18 @@ def test_divergence_failure_and_bad_input_do_not_stop_a_sweep(tiny_batches, tmp_
     assert again.stdout.count("[skip]") == 2 and failed.error_file.stat().st_mtime_ns > failed_at
 
 
+def test_a_diverged_run_exits_non_zero_with_its_reason(tiny_batches, tmp_path):
+    """A single run whose loss becomes NaN exits 3 with one line (not 0 in silence); a sweep whose only
+    trouble is a diverged run exits 1: neither counts as a success for a script or a scheduler."""
+    overrides = [*sweep_overrides(tiny_batches, tmp_path), "depth=14", "optim.lr=1e6", "steps=16", "log_every=2"]
+    single = run_py(*overrides)
+    assert single.returncode == 3, single.stdout[-2000:] + single.stderr[-2000:]
+    lines = single.stderr.strip().splitlines()
+    assert lines[-1].startswith("diverged: ") and "training loss nan" in lines[-1] and "delete the directory" in lines[-1]
+    sweep = run_py("-m", *overrides, "name=diverging", "arch=resnet,plain")
+    assert sweep.returncode == 1 and "2 runs: 2 diverged" in sweep.stdout, sweep.stdout[-2000:]
+
+
 def test_two_sweeps_at_once_train_each_run_once(tiny_batches, tmp_path):
     """Two overlapping sweeps into one folder, and a reader of that folder, all at the same time."""
     out = tmp_path / "exp"
