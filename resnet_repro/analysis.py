@@ -9,13 +9,23 @@ memory as activations.
 
 Takes a run as `results` read it (its net, where its data is) and loads its final
 weights (last.ckpt, or a collected run's weights.pt). No training code is imported.
+
+A forward pass over the test set costs minutes per run on a CPU, so the numbers are kept in the
+run's folder, `figure7_stats.json`, keyed by what they are computed from: the weights file's
+name, size and SHA-256 (a hash, not a date: a collected run's weights.pt keeps it through a git
+clone), the net, and the data settings (data root as given, val_size, split_seed, images). A
+report of a finished sweep reads them back in milliseconds; any change of key recomputes them.
+The data root is keyed by its path, not its content: a copy replaced at the same path is not
+noticed (delete the run's figure7_stats.json).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +33,10 @@ import torch
 
 from .data import DataError, EvalBatches, load_cifar10, split_cifar10
 from .models import CifarNet, build_model
-from .runs import RunDir
+from .runs import RunDir, atomic_write
+
+CACHE_FILE = "figure7_stats.json"
+CACHE_VERSION = 1  # raise it when the statistic's computation changes: every cached number is then recomputed
 
 
 class Unavailable(RuntimeError):
@@ -98,17 +111,72 @@ def run_response_stds(
     device: str = "cpu",
     max_images: int | None = None,
     batch_size: int = 500,
+    announce: Callable[[], object] | None = None,
 ) -> list[float]:
-    """Figure 7's numbers for one finished run, from its final weights and its own data settings.
+    """Figure 7's numbers for one finished run, from its final weights and its own data settings;
+    from its figure7_stats.json when that was computed from the same weights and data settings.
+    `announce` is called before a forward pass (not for cached numbers): say what is taking the time.
 
     `run`: its row of `results.load_results(root).runs` (path, arch, depth, shortcut, data.root,
     data.cache_dir, data.val_size, data.split_seed). `data_root` overrides the run's data.root
     (the data may have moved since training).
     """
-    weights = RunDir(run["path"]).final_weights()
+    folder = RunDir(run["path"])
+    weights = folder.final_weights()
     if weights is None:
-        raise Unavailable(f"no checkpoint {RunDir(run['path']).checkpoint} (nor weights.pt)")
-    root = Path(str(data_root if data_root is not None else run["data.root"])).expanduser()
+        raise Unavailable(f"no checkpoint {folder.checkpoint} (nor weights.pt); restore it, or retrain this run")
+    root = str(data_root if data_root is not None else run["data.root"])
+    try:
+        key = cache_key(run, weights, root, max_images)
+    except OSError as e:
+        raise Unavailable(f"cannot read {weights} ({e}); restore it, or retrain this run") from None
+    cached = read_cache(folder.path / CACHE_FILE, key)
+    if cached is not None:
+        return cached
+    if announce is not None:
+        announce()
+    stds = compute_response_stds(run, weights, Path(root).expanduser(), device, max_images, batch_size)
+    try:
+        atomic_write(folder.path / CACHE_FILE, json.dumps({"key": key, "stds": stds}, indent=1) + "\n")
+    except OSError:  # a folder we may read but not write (someone else's runs): computed again next time
+        pass
+    return stds
+
+
+def cache_key(run: Mapping, weights: Path, data_root: str, max_images: int | None) -> dict:
+    """Everything Figure 7's numbers of a run depend on."""
+    digest = hashlib.sha256()
+    with open(weights, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {
+        "version": CACHE_VERSION,
+        "weights": weights.name,
+        "weights_bytes": weights.stat().st_size,
+        "weights_sha256": digest.hexdigest(),
+        "net": [run["arch"], int(run["depth"]), run["shortcut"]],
+        "data.root": data_root,
+        "data.val_size": int(run["data.val_size"]),
+        "data.split_seed": int(run["data.split_seed"]),
+        "images": max_images or "all",
+    }
+
+
+def read_cache(path: Path, key: dict) -> list[float] | None:
+    """The cached numbers if `path` holds them for `key`; None otherwise (absent, damaged, or another key)."""
+    try:
+        cached = json.loads(path.read_text())
+        if cached["key"] == key and all(isinstance(s, float) for s in cached["stds"]):
+            return cached["stds"]
+    except (OSError, ValueError, KeyError, TypeError):  # a damaged cache is recomputed and rewritten
+        pass
+    return None
+
+
+def compute_response_stds(
+    run: Mapping, weights: Path, root: Path, device: str, max_images: int | None, batch_size: int
+) -> list[float]:
+    """The forward pass over the run's test images (a fixed random `max_images` of them, if given)."""
     cache_dir = run["data.cache_dir"]
     cache_dir = None if cache_dir is None or pd.isna(cache_dir) else str(cache_dir)
     try:

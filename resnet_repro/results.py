@@ -1,28 +1,35 @@
-"""Every run under a folder, read once: its curves and one row per run.
+"""Every run under a folder, read once: its curves, one row per run, and the runs it had to leave out.
 
     from resnet_repro.results import load_results, load_runs
     results = load_results("experiments")
     results.curves   # one row per (run, step, split): what load_runs("experiments") returns
     results.runs     # one row per run: identity, state, dataset, provenance, every learned setting
+    results.skipped  # the damaged runs left out: which file, what is wrong with it, the fix
 
 This is the one place that reads run directories as results (config.yaml, status.json,
 metrics.csv, dataset.txt, trained_with.json): the report, the claims table, Figure 7 and the
 notebook take these frames and never open a run's files again (Figure 7 still loads each run's
 final weights, which is its job).
+
+One damaged run never stops the reading: a run whose file is missing, unreadable or holds a
+value that is not what training writes is left out whole (a half-read run would pass for a
+healthy one) and listed in `skipped`; `load_runs`, which returns a bare frame, warns instead
+(`DamagedRunWarning`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from .models import net_name, resolve_shortcut
-from .runs import RunDir, RunFileError, configuration, environment_text, run_settings
+from .runs import STATES, RunDir, RunFileError, configuration, environment_text, parse_environment_text, run_settings
 
 # What a curve row says about its run; then the metric columns.
 RUN_COLUMNS = ("sweep", "run", "arch", "depth", "shortcut", "seed", "steps", "batch_size", "status")
@@ -41,15 +48,42 @@ RECORD_COLUMNS = (
     "trained_with",  # the same, as text: "code c0ffee, bf16-mixed on cpu, torch 2.14.1; ..."
     "configuration",  # its learned settings but the seed, as JSON: runs with equal ones are seeds of one curve
 )
+# A folder holding any of these holds a run, or what is left of one. config.yaml alone does not: a run
+# writes it first, so a folder with nothing else is a run starting this moment (or one refused before it began).
+RUN_FILES = ("status.json", "metrics.csv", "last.ckpt", "weights.pt")
+
+
+class DamagedRunWarning(UserWarning):
+    """`load_runs` left out runs it could not read (`load_results(root).skipped` lists them)."""
+
+
+@dataclass(frozen=True)
+class SkippedRun:
+    """A run left out because one of its files is missing or damaged."""
+
+    run: str  # its folder, relative to the folder read
+    file: str  # the file at fault: config.yaml, status.json, metrics.csv, trained_with.json, dataset.txt
+    reason: str  # one line: the file's path, what is wrong with it, the fix
+
+    def __str__(self) -> str:
+        return f"{self.run}: {self.reason}"
+
+
+class DamagedFile(RunFileError):
+    def __init__(self, file: str, reason: str):
+        super().__init__(reason)
+        self.file = file
 
 
 @dataclass(frozen=True)
 class Results:
     curves: pd.DataFrame  # CURVE_COLUMNS: one row per (run, step, split); runs with no metrics yet have none
     runs: pd.DataFrame  # RECORD_COLUMNS + the learned settings: one row per run, with metrics or not
+    skipped: list[SkippedRun] = field(default_factory=list)  # damaged runs, in neither frame
 
 
 def find_runs(root: str | os.PathLike) -> list[RunDir]:
+    """Every folder under `root` holding a run's files (RUN_FILES), healthy or not."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(
@@ -59,62 +93,137 @@ def find_runs(root: str | os.PathLike) -> list[RunDir]:
     # os.walk, not rglob: sweeps may be writing here, and a folder that vanishes mid-walk is skipped, not an error.
     for folder, subfolders, files in os.walk(root):
         subfolders[:] = [d for d in subfolders if not d.startswith(".")]  # .outcomes, .submitit: no runs in there
-        if "config.yaml" in files and "status.json" in files:
+        if any(name in files for name in RUN_FILES):
             runs.append(RunDir(folder))
     return sorted(runs, key=lambda run: run.path)
 
 
-def dataset_label(run: RunDir, cfg: DictConfig) -> str:
-    """What the run trained on, as training recorded it (e.g. 'CIFAR-10 (JPEG q75 copy)');
-    runs made before training recorded it say so, with where their data was."""
-    try:
-        return run.dataset_file.read_text().strip()
-    except OSError:
-        return f"dataset not recorded (data.root={cfg.data.root})"
-
-
-def read_run(run: RunDir, root: Path) -> tuple[dict, list[dict]]:
-    """One run's row (RECORD_COLUMNS and its learned settings) and its metrics rows."""
+# ---- each file of a run, read and checked: a DamagedFile names the file, what is wrong and the fix
+def read_config(run: RunDir) -> DictConfig:
+    if not run.config_file.is_file():
+        raise DamagedFile("config.yaml", f"no {run.config_file}; restore it, or delete {run.path}")
     try:
         cfg = OmegaConf.load(run.config_file)
     except Exception as e:  # noqa: BLE001 (OSError or any YAML error: one line naming the fix)
-        raise RunFileError(
-            f"unreadable {run.config_file} ({type(e).__name__}: {e}); restore it, or delete {run.path}"
+        raise DamagedFile(
+            "config.yaml", f"unreadable {run.config_file} ({_first_line(e)}); restore it, or delete {run.path}"
         ) from None
-    metrics = run.read_metrics()
+    if not isinstance(cfg, DictConfig):
+        raise DamagedFile("config.yaml", f"{run.config_file} is not a run's config; restore it, or delete {run.path}")
+    return cfg
+
+
+def read_status(run: RunDir) -> dict:
+    if not run.status_file.is_file():
+        fix = "run its command again to resume it (that rewrites it), or delete the folder"
+        raise DamagedFile("status.json", f"no {run.status_file}; {fix}")
+    try:
+        status = run.status()
+    except RunFileError as e:
+        raise DamagedFile("status.json", str(e)) from None
+    if not isinstance(status, dict) or status.get("state") not in STATES:
+        state = status.get("state") if isinstance(status, dict) else status
+        raise DamagedFile(
+            "status.json",
+            f"{run.status_file} holds state {state!r}, not one of {', '.join(STATES)}; delete it to let the run resume",
+        )
+    return status
+
+
+def read_metrics(run: RunDir) -> list[dict]:
+    try:
+        return run.read_metrics()  # every row checked: numbers, finite, splits, steps in order
+    except RunFileError as e:
+        raise DamagedFile("metrics.csv", str(e)) from None
+
+
+def read_environments(run: RunDir) -> list[dict]:
+    """trained_with.json (or an old run's trained_with.txt) as a list of dicts; [] if neither was written."""
+    fix = "restore it, or delete it (the run's provenance then reads 'not recorded')"
+    for path in (run.trained_with_file, run.trained_with_text_file):
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError) as e:  # ValueError: bytes that are not UTF-8
+            raise DamagedFile(path.name, f"unreadable {path} ({_first_line(e)}); {fix}") from None
+        if path == run.trained_with_text_file:
+            return [parse_environment_text(line) for line in text.splitlines() if line.strip()]
+        try:
+            environments = json.loads(text)
+        except ValueError as e:
+            raise DamagedFile(path.name, f"unreadable {path} ({_first_line(e)}); {fix}") from None
+        if not isinstance(environments, list) or not all(isinstance(e, dict) for e in environments):
+            raise DamagedFile(path.name, f"{path} is not a list of environments; {fix}")
+        return environments
+    return []
+
+
+def read_dataset(run: RunDir, cfg: DictConfig) -> str:
+    """What the run trained on, as training recorded it (e.g. 'CIFAR-10 (JPEG q75 copy)'); runs made
+    before training recorded it say so, with where their data was."""
+    try:
+        return run.dataset_file.read_text().strip()
+    except FileNotFoundError:
+        return f"dataset not recorded (data.root={OmegaConf.select(cfg, 'data.root')})"
+    except (OSError, ValueError) as e:
+        fix = "restore it, or delete it (the run's data then reads 'not recorded')"
+        raise DamagedFile("dataset.txt", f"unreadable {run.dataset_file} ({_first_line(e)}); {fix}") from None
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def read_run(run: RunDir, root: Path) -> tuple[dict, list[dict]]:
+    """One run's row (RECORD_COLUMNS and its learned settings) and its metrics rows; DamagedFile if a file is."""
+    cfg = read_config(run)
+    status = read_status(run)
+    metrics = read_metrics(run)
+    environments = read_environments(run)
+    dataset = read_dataset(run, cfg)
     relative = run.path.relative_to(root)
-    shortcut = resolve_shortcut(cfg.arch, cfg.shortcut)
-    environments = run.environments()
-    settings = run_settings(cfg)
-    record = {
-        "sweep": cfg.get("name", relative.parts[0] if len(relative.parts) > 2 else ""),
-        "run": str(relative),
-        "arch": cfg.arch,
-        "depth": int(cfg.depth),
-        "shortcut": shortcut,
-        "seed": int(cfg.seed),
-        "steps": int(cfg.steps),
-        "batch_size": int(cfg.batch_size),
-        "status": run.status().get("state", "unknown"),
-        "net": net_name(cfg.arch, int(cfg.depth), shortcut),
-        "path": str(run.path.resolve()),
-        "last_step": max((row["step"] for row in metrics), default=0),
-        "dataset": dataset_label(run, cfg),
-        "data.root": cfg.data.get("root"),
-        "data.cache_dir": cfg.data.get("cache_dir"),
-        "environments": environments,
-        "trained_with": "; ".join(map(environment_text, environments)) or "not recorded",
-        "configuration": json.dumps(configuration(settings), sort_keys=True, default=str),
-    }
+    try:
+        shortcut = resolve_shortcut(cfg.arch, cfg.shortcut)
+        settings = run_settings(cfg)
+        record = {
+            "sweep": cfg.get("name", relative.parts[0] if len(relative.parts) > 2 else ""),
+            "run": str(relative),
+            "arch": cfg.arch,
+            "depth": int(cfg.depth),
+            "shortcut": shortcut,
+            "seed": int(cfg.seed),
+            "steps": int(cfg.steps),
+            "batch_size": int(cfg.batch_size),
+            "status": status["state"],
+            "net": net_name(cfg.arch, int(cfg.depth), shortcut),
+            "path": str(run.path.resolve()),
+            "last_step": max((row["step"] for row in metrics), default=0),
+            "dataset": dataset,
+            "data.root": cfg.data.get("root"),
+            "data.cache_dir": cfg.data.get("cache_dir"),
+            "environments": environments,
+            "trained_with": "; ".join(map(environment_text, environments)) or "not recorded",
+            "configuration": json.dumps(configuration(settings), sort_keys=True, default=str),
+        }
+    except Exception as e:  # noqa: BLE001 (a key missing, a depth that is not a number, an arch unknown: any)
+        reason = f"{run.config_file} does not describe a run ({type(e).__name__}: {_first_line(e)}); restore it, or delete {run.path}"
+        raise DamagedFile("config.yaml", reason) from None
     return {**settings, **record}, metrics
 
 
 def load_results(root: str | os.PathLike) -> Results:
-    """Every run under `root` (an out_dir, a sweep's folder, or a collected results/<experiment>/runs)."""
+    """Every run under `root` (an out_dir, a sweep's folder, or a collected results/<experiment>/runs);
+    the damaged ones are left out and listed in `Results.skipped`."""
     root = Path(root)
-    records, frames = [], []
+    records, frames, skipped = [], [], []
     for run in find_runs(root):
-        record, metrics = read_run(run, root)
+        try:
+            record, metrics = read_run(run, root)
+        except DamagedFile as e:
+            skipped.append(SkippedRun(str(run.path.relative_to(root)), e.file, str(e)))
+            continue
         records.append(record)
         if metrics:
             frame = pd.DataFrame(metrics)
@@ -124,13 +233,22 @@ def load_results(root: str | os.PathLike) -> Results:
     settings = sorted({k for record in records for k in record} - set(RECORD_COLUMNS))
     runs = pd.DataFrame(records, columns=[*RECORD_COLUMNS, *settings])
     if not frames:
-        return Results(pd.DataFrame(columns=CURVE_COLUMNS), runs)
+        return Results(pd.DataFrame(columns=CURVE_COLUMNS), runs, skipped)
     curves = pd.concat(frames, ignore_index=True)[list(CURVE_COLUMNS)]
     curves = curves.astype({"error": float, "loss": float, "lr": float, "elapsed_s": float, "step": int})
-    return Results(curves, runs)
+    return Results(curves, runs, skipped)
 
 
 def load_runs(root: str | os.PathLike) -> pd.DataFrame:
     """Columns: sweep, run, arch, depth, shortcut, seed, steps, batch_size, status,
-    step, split (train/val/test), error, loss, lr, elapsed_s. Runs with no metrics yet are left out."""
-    return load_results(root).curves
+    step, split (train/val/test), error, loss, lr, elapsed_s. Runs with no metrics yet are left out;
+    so are damaged runs, with a DamagedRunWarning naming each (`load_results(root).skipped` has them)."""
+    results = load_results(root)
+    if results.skipped:
+        lines = "\n".join(f"  {s}" for s in results.skipped)
+        warnings.warn(
+            f"load_runs left out {len(results.skipped)} damaged run(s) under {root}:\n{lines}",
+            DamagedRunWarning,
+            stacklevel=2,
+        )
+    return results.curves

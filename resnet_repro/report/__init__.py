@@ -4,8 +4,9 @@
 
 Writes every artifact the runs allow (figures as PNG and PDF, tables as Markdown and CSV,
 provenance.json beside them, and README.md, an index page showing them all) and says which it
-skipped and why. It reads runs through `results` only, needs no GPU, and runs at the end of every
-sweep through `ReportCallback` (see conf/config.yaml; `report=false` turns it off).
+skipped and why, and which runs it left out (damaged, each with its fix; the command then exits 1).
+It reads runs through `results` only, needs no GPU, and runs at the end of every sweep through
+`ReportCallback` (see conf/config.yaml; `report=false` turns it off).
 
 How a curve gets from training to a figure: a run writes metrics.csv (runs.RunDir) ->
 results.load_results reads every run once (curves + one row per run) -> nets.group_runs groups

@@ -1,7 +1,11 @@
 """The report of a runs folder: every artifact the runs allow, one after the other, and what was skipped and why.
 
-Each artifact is made by one function below, in the order of `make_report`. One artifact's
-unexpected failure is reported in a line and the others are still made.
+Each artifact is made by one function below, in the order of `make_report`. What the report could
+not use is said in two lists: `skipped`, what the runs do not allow (no plain-56 run, no finished
+run of a net: nothing is wrong, the runs are not there), and `left_out`, what is there but could
+not be used (a damaged run, final weights that cannot be read, an artifact that failed), each
+with its fix. A report with anything left out is incomplete: `python -m resnet_repro.report`
+then exits 1.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..results import load_results
+from ..results import SkippedRun, load_results
 from ..runs import code_commit
 from .claims import check_claims, claims_markdown
 from .figure7 import figure7, figure7_stats
@@ -46,13 +50,15 @@ ARTIFACTS = (
 
 @dataclass
 class Report:
-    """What a report wrote, what it skipped (and why), and notes on the runs it left out."""
+    """What a report wrote, what it skipped (and why), what it left out (and the fix), and notes on the runs."""
 
     out_dir: Path
     commit: str  # the report code's
     written: list[Path] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # what the runs do not allow
+    left_out: list[str] = field(default_factory=list)  # what is there but could not be used, each with its fix
+    notes: list[str] = field(default_factory=list)  # runs not drawn by design: unfinished configurations, diverged
+    damaged: list[SkippedRun] = field(default_factory=list)  # the runs load_results could not read
     artifacts: dict = field(default_factory=dict)  # name -> its provenance.json entry
 
     def record(self, name: str, paths: list[Path], shown: list[NetRuns], **extra) -> None:
@@ -61,15 +67,20 @@ class Report:
 
     @contextlib.contextmanager
     def attempt(self, what: str):
-        """Runs one artifact: its unexpected failure becomes a skipped line."""
+        """Runs one artifact: its unexpected failure becomes a left-out line."""
         try:
             yield
         except Exception as e:  # noqa: BLE001 (whatever went wrong, the other artifacts are still made)
-            self.skipped.append(f"{what}: failed ({type(e).__name__}: {e})")
+            self.left_out.append(f"{what}: failed ({type(e).__name__}: {e})")
 
     @property
     def made_anything(self) -> bool:
         return any(p.name not in ("provenance.json", INDEX) for p in self.written)
+
+    @property
+    def complete(self) -> bool:
+        """Something was made and nothing was left out: what `python -m resnet_repro.report` exits 0 for."""
+        return self.made_anything and not self.left_out
 
 
 def make_report(
@@ -86,14 +97,16 @@ def make_report(
     """Every artifact the runs under `root` allow, into `out_dir` (default <root>/report)."""
     root = Path(root)
     out = Path(out_dir) if out_dir is not None else root / "report"
-    nets, notes = group_runs(load_results(root))
+    results = load_results(root)
+    nets, notes = group_runs(results)
     ymax = auto_ymax(nets) if ymax is None else ymax
     if verbose:
         print(f"report of {root} -> {out}", flush=True)
     out.mkdir(parents=True, exist_ok=True)
     for name in ARTIFACTS:
         (out / name).unlink(missing_ok=True)
-    report = Report(out, code_commit(), notes=notes)
+    report = Report(out, code_commit(), notes=notes, damaged=results.skipped)
+    report.left_out += [f"run {run}" for run in results.skipped]
     stats = pd.DataFrame()
     if nets:
         write_curves(report, nets)
@@ -151,8 +164,9 @@ def write_figure7(
     if not on:
         report.skipped.append("Figure 7: turned off (--no-figure7)")
         return pd.DataFrame()
-    stats, skipped = figure7_stats(nets, data_root, device, images, verbose)
+    stats, skipped, left_out = figure7_stats(nets, data_root, device, images, verbose)
     report.skipped += skipped
+    report.left_out += left_out
     if stats.empty:
         report.skipped.append("Figure 7: needs a finished run with its checkpoint and data")
         return stats
@@ -188,6 +202,8 @@ def write_provenance(report: Report, root: Path, command: str) -> None:
         "command": command,
         "artifacts": report.artifacts,
         "skipped": report.skipped,
+        "left_out": report.left_out,
+        "damaged_runs": [vars(run) for run in report.damaged],
         "notes": report.notes,
     }
     path.write_text(json.dumps(provenance, indent=1, default=str) + "\n")
@@ -201,3 +217,7 @@ def print_summary(report: Report) -> None:
         print(f"  skipped {line}")
     for line in report.notes:
         print(f"  note    {line}")
+    for line in report.left_out:
+        print(f"  left out {line}")
+    if report.left_out:
+        print(f"  {len(report.left_out)} left out: this report is incomplete; fix what is named above and report again")

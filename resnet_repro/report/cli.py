@@ -1,4 +1,9 @@
-"""python -m resnet_repro.report <runs folder> [-o <out>]: the report of any folder of runs, at any time."""
+"""python -m resnet_repro.report <runs folder> [-o <out>]: the report of any folder of runs, at any time.
+
+Exit status: 0 the report is complete; 1 it left something out (a damaged run, unreadable final weights,
+an artifact that failed: the summary names each, with its fix) or there was nothing to report; 2 no runs
+folder or a bad argument.
+"""
 
 from __future__ import annotations
 
@@ -57,4 +62,4 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return 0 if report.made_anything else 1
+    return 0 if report.complete else 1  # 1: nothing to report, or something left out (the summary names it)

@@ -21,20 +21,23 @@ from .style import STYLE, colour, finish, new_figure
 
 def figure7_stats(
     nets: list[NetRuns], data_root, device: str, max_images: int | None, verbose: bool
-) -> tuple[pd.DataFrame, list[str]]:
-    """Std of every 3x3 layer's response per finished run: columns net, arch, depth, shortcut, run, seed, layer, std."""
-    rows, skipped = [], []
+) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Std of every 3x3 layer's response per finished run: columns net, arch, depth, shortcut, run, seed, layer,
+    std. Also a line per net without a finished run (skipped) and per finished run whose numbers could not be
+    computed, with the fix (left out). Each run's numbers are cached in its folder (analysis.CACHE_FILE)."""
+    rows, skipped, left_out = [], [], []
     for net in nets:
         if net.done.empty:
             skipped.append(f"Figure 7 {net.cli_name}: no finished run (needs a final checkpoint)")
             continue
         for run in net.done.to_dict("records"):
-            if verbose:  # a forward pass over the test set per run: say what is taking the time
-                print(f"  figure 7: {net.cli_name} seed {run['seed']} on {device}", flush=True)
+            # a forward pass over the test set per run, unless cached: say what is taking the time
+            line = f"  figure 7: {net.cli_name} seed {run['seed']} on {device}"
+            announce = (lambda line=line: print(line, flush=True)) if verbose else None
             try:
-                stds = run_response_stds(run, data_root, device, max_images)
+                stds = run_response_stds(run, data_root, device, max_images, announce=announce)
             except Unavailable as e:
-                skipped.append(f"Figure 7 {net.cli_name} seed {run['seed']}: {e}")
+                left_out.append(f"Figure 7 {net.cli_name} seed {run['seed']} ({run['run']}): {e}")
                 continue
             rows += [
                 {
@@ -49,7 +52,15 @@ def figure7_stats(
                 }
                 for i, s in enumerate(stds, start=1)
             ]
-    return pd.DataFrame(rows), skipped
+    return pd.DataFrame(rows), skipped, left_out
+
+
+def net_style(net: NetRuns) -> dict:
+    """Plain and ResNet of one depth share its colour; their markers tell them apart. Solid lines: in every
+    figure a dashed line means training error, and these are responses on the test set."""
+    marker = {"none": "s", "A": "o"}.get(net.shortcut, "^")
+    face = "white" if net.arch == "plain" else colour(net)
+    return {"ls": "-", "lw": 1.5, "marker": marker, "ms": 4.5, "mfc": face, "mew": 1.2}
 
 
 def figure7(nets: list[NetRuns], stats: pd.DataFrame, out: Path, commit: str, n_images: str) -> list[Path]:
@@ -63,17 +74,14 @@ def figure7(nets: list[NetRuns], stats: pd.DataFrame, out: Path, commit: str, n_
             per_run = stats[stats.net == net.name].pivot_table(index="layer", columns="run", values="std")
             ordered = per_run.to_numpy()
             sorted_ = -np.sort(-ordered, axis=0)  # each run sorted on its own, then averaged
-            ls = "--" if net.arch == "plain" else ("-" if net.shortcut == "A" else "-.")
             notes = [f"{per_run.shape[1]} runs"] if per_run.shape[1] > 1 else []
             notes += [f"steps={net.steps}"] if mixed else []
             label = net.name + (f" ({'; '.join(notes)})" if notes else "")
-            # plain nets dashed and on top, so a ResNet of the same depth cannot hide them
+            # plain nets on top, so a ResNet of the same depth (same colour) cannot hide them
             zorder = 3 if net.arch == "plain" else 2
             for ax, values in ((top, ordered), (bottom, sorted_)):
                 x = np.arange(1, len(values) + 1)
-                ax.plot(
-                    x, values.mean(1), color=colour(net), ls=ls, lw=1.8, label=label, marker="o", ms=2.5, zorder=zorder
-                )
+                ax.plot(x, values.mean(1), color=colour(net), label=label, zorder=zorder, **net_style(net))
                 if values.shape[1] > 1:
                     ax.fill_between(x, values.min(1), values.max(1), color=colour(net), alpha=0.15, lw=0)
         top.set_title("in layer order")
@@ -84,6 +92,7 @@ def figure7(nets: list[NetRuns], stats: pd.DataFrame, out: Path, commit: str, n_
             ax.set_xlim(left=0)
             ax.set_ylim(bottom=0)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        top.legend(loc="best", ncols=2 if len(shown) > 4 else 1, frameon=True, framealpha=0.9)
+        # beside the axes, never over the points; the markers say plain (open squares) or ResNet (filled)
+        top.legend(loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, handlelength=3)
         footer = provenance_text(shown, commit) + f"\nresponses after BN, before ReLU/addition; {n_images}"
         return finish(fig, "Figure 7: std of each 3x3 layer's response on CIFAR-10 test images", footer, out, "figure7")

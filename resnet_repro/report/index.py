@@ -1,7 +1,8 @@
 """The report folder's index page, README.md: GitHub shows it when the folder is opened.
 
 It shows every figure the report wrote (as images, with their PDFs), inlines Table 6 and the
-claims table, links every other file, says what was skipped and why, and sums up the provenance
+claims table, links every other file, says what was left out (damaged runs, each with its fix) and
+what was skipped and why, and sums up the provenance
 (data copy, steps, seeds, the code the runs trained with and the report's).
 """
 
@@ -31,7 +32,7 @@ DATA_FILES = {
     "table6.csv": "Table 6 with every column",
     "claims.csv": "the claims table",
     "figure7.csv": "Figure 7's numbers, one row per (run, layer)",
-    "provenance.json": "every run behind every artifact, what was skipped, the command",
+    "provenance.json": "every run behind every artifact, what was left out and skipped, the command",
 }
 
 
@@ -39,6 +40,13 @@ def index_markdown(report: Report, nets: list[NetRuns], root: Path, command: str
     written = {p.name for p in report.written}
     drawn = [n for n in nets if len(n.usable)]
     lines = [MARKER, f"# Report of `{root}`", "", f"Made by `{command}` (report code {report.commit}).", ""]
+    if report.left_out:  # first: a reader must know the report is incomplete before reading its numbers
+        lines += ["## Left out: this report is incomplete", ""]
+        lines += [
+            "These runs, or their part in an artifact, could not be used; fix each as it says and report again.",
+            "",
+        ]
+        lines += [f"- {line}" for line in report.left_out] + [""]
     if drawn:
         runs = sum(len(n.usable) for n in drawn)
         lines += ["## Provenance", ""]

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.transforms import ScaledTranslation
 
 from .. import paper
 from .nets import NetRuns
@@ -17,7 +19,8 @@ from .nets import NetRuns
 DEPTH_COLOURS = {20: "#E69F00", 32: "#56B4E9", 44: "#009E73", 56: "#B2182B", 110: "#332288", 1202: "#CC79A7"}
 OTHER_COLOURS = ("#000000", "#777777", "#8C564B", "#17BECF", "#9467BD")
 DPI = 150
-FIGSIZE = {"figure1": (11.0, 4.8), "figure6": (16.0, 5.6), "figure7": (10.0, 8.5)}  # inches; pixels = inches * DPI
+LEGEND_DROP = 0.55  # inches from the axes' bottom edge to a legend below them: clear of the tick labels and x label
+FIGSIZE = {"figure1": (11.0, 4.8), "figure6": (16.0, 6.4), "figure7": (10.0, 8.5)}  # inches; pixels = inches * DPI
 STYLE = {
     "font.size": 11,
     "axes.titlesize": 12.5,
@@ -32,7 +35,14 @@ STYLE = {
     "axes.spines.right": False,
     "pdf.fonttype": 42,
 }
-TEST_LW, TRAIN_LW = 2.4, 1.3  # the paper: bold = test error, dashed = training error
+# One meaning per line style in every figure, as the paper draws Figure 6: dashed = training error, bold = test
+# error. Nothing else is dashed (Figure 7 tells plain from ResNet by its markers); colour = depth.
+SPLIT_STYLE = {"train": {"ls": (0, (4, 2.5)), "lw": 1.4}, "test": {"ls": "-", "lw": 2.4}}
+SPLIT_NAMES = {"train": "training error (dashed)", "test": "test error (bold)"}
+# The x axis in units that suit the run length, so that its ticks are round numbers: the paper's 1e4 iterations
+# for long runs (64,000: 0-6.4), thousands for shortened ones (6,400: 0-6.4), plain iterations for short ones
+# (600: 0-600; 60: 0-60, not 0.000-0.006 in units of 1e4).
+X_UNITS = ((30_000, 1e4, "iter. (1e4)"), (5_000, 1e3, "iter. (1e3)"), (0, 1, "iter."))
 
 
 def colour(net: NetRuns) -> str:
@@ -82,16 +92,46 @@ def curve(net: NetRuns, split: str) -> pd.DataFrame | None:
     return pd.DataFrame({"mean": table.mean(axis=1), "min": table.min(axis=1), "max": table.max(axis=1)})
 
 
-def draw(ax, net: NetRuns, split: str, linestyle, linewidth: float, label: str | None = None) -> float | None:
-    """One net's curve on `ax` (x in 1e4 iterations); returns its lowest error, for the off-scale check."""
+def x_unit(max_steps: int) -> tuple[float, str]:
+    """(iterations per x unit, the axis label) for a figure whose longest run is `max_steps`."""
+    return next((scale, label) for at_least, scale, label in X_UNITS if max_steps >= at_least)
+
+
+def draw(ax, net: NetRuns, split: str, unit: float, label: str | None = None) -> float | None:
+    """One net's curve of `split` on `ax` in its split's line style (x in `unit` iterations); returns its lowest
+    error, for the off-scale check."""
     c = curve(net, split)
     if c is None:
         return None
-    x = c.index.to_numpy() / 1e4
-    ax.plot(x, c["mean"], color=colour(net), ls=linestyle, lw=linewidth, label=label, solid_capstyle="round")
+    x = c.index.to_numpy() / unit
+    ax.plot(x, c["mean"], color=colour(net), label=label, solid_capstyle="round", **SPLIT_STYLE[split])
     if len(net.usable) > 1:
         ax.fill_between(x, c["min"], c["max"], color=colour(net), alpha=0.18 if split == "test" else 0.1, lw=0)
     return float(c["mean"].min())
+
+
+def split_handles() -> tuple[list[Line2D], list[str]]:
+    """Legend entries that say what dashed and bold mean."""
+    return [Line2D([], [], color="0.35", **SPLIT_STYLE[s]) for s in SPLIT_NAMES], list(SPLIT_NAMES.values())
+
+
+def legend_below(ax, handles=None, labels=None) -> None:
+    """The legend under the axes, below the x label: outside the plotting area, so it never covers a curve.
+    Two columns where the labels are short enough to leave the axes their width."""
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    ncols = 2 if len(labels) > 1 and max(map(len, labels)) <= 24 else 1
+    below = ax.transAxes + ScaledTranslation(0, -LEGEND_DROP, ax.figure.dpi_scale_trans)
+    ax.legend(
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0),
+        bbox_transform=below,
+        ncols=ncols,
+        frameon=False,
+        handlelength=3,
+    )
 
 
 def auto_ymax(nets: list[NetRuns]) -> float:
@@ -102,11 +142,11 @@ def auto_ymax(nets: list[NetRuns]) -> float:
     return float(min(100, 10 * np.ceil(max(errors) / 10)))
 
 
-def style_axes(ax, nets: list[NetRuns], ymax: float, lowest: list[float | None]) -> None:
-    max_steps = max((n.steps for n in nets), default=paper.STEPS)
-    ax.set_xlim(0, max_steps / 1e4)
+def style_axes(ax, max_steps: int, unit: tuple[float, str], ymax: float, lowest: list[float | None]) -> None:
+    scale, label = unit
+    ax.set_xlim(0, max_steps / scale)
     ax.set_ylim(0, ymax)
-    ax.set_xlabel("iter. (1e4)")
+    ax.set_xlabel(label)
     ax.set_ylabel("error (%)")
     lowest = [v for v in lowest if v is not None]
     if lowest and min(lowest) > ymax:
@@ -129,8 +169,8 @@ def steps_note(nets: list[NetRuns]) -> str:
     return f"steps={'/'.join(map(str, steps))} (paper: {paper.STEPS})"
 
 
-def empty_panel(ax, text: str) -> None:
-    ax.set_xlim(0, paper.STEPS / 1e4)
+def empty_panel(ax, text: str, max_steps: int, unit: tuple[float, str]) -> None:
+    ax.set_xlim(0, max_steps / unit[0])
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=11, color="0.4")
-    ax.set_xlabel("iter. (1e4)")
+    ax.set_xlabel(unit[1])
     ax.set_ylabel("error (%)")
