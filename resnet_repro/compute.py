@@ -45,12 +45,19 @@ def resolve_trainer(c, steps: int) -> TrainerSettings:
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ConfigError(f"trainer.threads={threads} must be a positive whole number, or null for torch's default")
     return TrainerSettings(
-        accelerator=accelerator, precision=precision, compile=_compile(c.raw("trainer.compile"), accelerator, precision, steps),
-        channels_last=c.flag("trainer.channels_last"), threads=threads, cudnn_benchmark=c.flag("trainer.cudnn_benchmark"),
-        deterministic=c.flag("trainer.deterministic"), eval_batch_size=c.whole("trainer.eval_batch_size"),
-        checkpoint_every=c.whole("trainer.checkpoint_every"), progress_bar=_progress(c.raw("trainer.progress_bar")),
-        runs_per_gpu=c.whole("trainer.runs_per_gpu"), logger=_logger(c.raw("trainer.logger")),
-    )  # fmt: skip
+        accelerator=accelerator,
+        precision=precision,
+        compile=_compile(c.raw("trainer.compile"), accelerator, precision, steps),
+        channels_last=c.flag("trainer.channels_last"),
+        threads=threads,
+        cudnn_benchmark=c.flag("trainer.cudnn_benchmark"),
+        deterministic=c.flag("trainer.deterministic"),
+        eval_batch_size=c.whole("trainer.eval_batch_size"),
+        checkpoint_every=c.whole("trainer.checkpoint_every"),
+        progress_bar=_progress(c.raw("trainer.progress_bar")),
+        runs_per_gpu=c.whole("trainer.runs_per_gpu"),
+        logger=_logger(c.raw("trainer.logger")),
+    )
 
 
 def _accelerator(value) -> str:

@@ -115,8 +115,10 @@ def resolve(cfg: DictConfig, check_data: bool = True) -> RunSpec:
     unknown = sorted(set(flatten(config)) - set(defaults()))
     if unknown:
         key = unknown[0]
-        raise ConfigError(f"{key} is not a setting of this project, so it would change nothing"
-                          f"{_did_you_mean(key, flatten(config)[key])} (or remove it)")  # fmt: skip
+        raise ConfigError(
+            f"{key} is not a setting of this project, so it would change nothing"
+            f"{_did_you_mean(key, flatten(config)[key])} (or remove it)"
+        )
     c = _Checker(flatten(config))
     try:
         net = Net.of(c.raw("arch"), c.raw("depth"), c.raw("shortcut"))
@@ -133,32 +135,58 @@ def resolve(cfg: DictConfig, check_data: bool = True) -> RunSpec:
 
     milestones = c.raw("optim.lr_milestones")
     if not isinstance(milestones, list) or any(_number(m) is None or not 0 < m <= 1 for m in milestones):
-        raise ConfigError(f"optim.lr_milestones={milestones} must be a list of fractions of steps in (0, 1], "
-                          f"e.g. {defaults()['optim.lr_milestones']}")  # fmt: skip
-    optim = Optim(lr=c.number("optim.lr", above=0), momentum=c.number("optim.momentum", low=0, below=1),
-                  weight_decay=c.number("optim.weight_decay", low=0), lr_milestones=tuple(float(m) for m in milestones),
-                  lr_decay=c.number("optim.lr_decay", above=0, high=1))  # fmt: skip
+        raise ConfigError(
+            f"optim.lr_milestones={milestones} must be a list of fractions of steps in (0, 1], "
+            f"e.g. {defaults()['optim.lr_milestones']}"
+        )
+    optim = Optim(
+        lr=c.number("optim.lr", above=0),
+        momentum=c.number("optim.momentum", low=0, below=1),
+        weight_decay=c.number("optim.weight_decay", low=0),
+        lr_milestones=tuple(float(m) for m in milestones),
+        lr_decay=c.number("optim.lr_decay", above=0, high=1),
+    )
 
     enabled = c.raw("warmup.enabled")
     if enabled not in ("auto", True, False):
         raise ConfigError(f"warmup.enabled={enabled} must be auto, true or false")
-    warmup = Warmup(enabled=net.depth >= WARMUP_AUTO_MIN_DEPTH if enabled == "auto" else enabled,
-                    lr=c.number("warmup.lr", above=0), until_train_error=c.number("warmup.until_train_error", above=0),
-                    check_every=c.whole("warmup.check_every"))  # fmt: skip
+    warmup = Warmup(
+        enabled=net.depth >= WARMUP_AUTO_MIN_DEPTH if enabled == "auto" else enabled,
+        lr=c.number("warmup.lr", above=0),
+        until_train_error=c.number("warmup.until_train_error", above=0),
+        check_every=c.whole("warmup.check_every"),
+    )
 
     root, cache_dir = c.raw("data.root"), c.raw("data.cache_dir")
     if not isinstance(root, str) or not root:
         raise ConfigError(f"data.root={root} must be a path to CIFAR-10 (see the README, Data)")
-    data = Data(root=Path(root).expanduser(), download=c.flag("data.download"),
-                cache_dir=None if cache_dir is None else Path(str(cache_dir)).expanduser(),
-                val_size=c.whole("data.val_size", minimum=0), split_seed=c.whole("data.split_seed", minimum=0))  # fmt: skip
+    data = Data(
+        root=Path(root).expanduser(),
+        download=c.flag("data.download"),
+        cache_dir=None if cache_dir is None else Path(str(cache_dir)).expanduser(),
+        val_size=c.whole("data.val_size", minimum=0),
+        split_seed=c.whole("data.split_seed", minimum=0),
+    )
 
     trainer = resolve_trainer(c, steps)
     if check_data and not data.download and detect_layout(data.root) is None:  # last: the settings come first
         raise ConfigError(missing_data_message(data.root))
-    return RunSpec(net=net, seed=seed, steps=steps, batch_size=batch_size, eval_every=eval_every, log_every=log_every,
-                   optim=optim, warmup=warmup, data=data, trainer=trainer, run_id=str(c.raw("run_id")),
-                   run_dir=Path(str(c.raw("run_dir"))), report=c.flag("report"), config=config)  # fmt: skip
+    return RunSpec(
+        net=net,
+        seed=seed,
+        steps=steps,
+        batch_size=batch_size,
+        eval_every=eval_every,
+        log_every=log_every,
+        optim=optim,
+        warmup=warmup,
+        data=data,
+        trainer=trainer,
+        run_id=str(c.raw("run_id")),
+        run_dir=Path(str(c.raw("run_dir"))),
+        report=c.flag("report"),
+        config=config,
+    )
 
 
 def _number(value) -> float | None:
@@ -195,8 +223,12 @@ class _Checker:
 
     def number(self, key: str, low=None, above=None, high=None, below=None) -> float:
         value = _number(self.flat.get(key))
-        bounds = [(low, ">=", lambda v, b: v >= b), (above, ">", lambda v, b: v > b),
-                  (high, "<=", lambda v, b: v <= b), (below, "<", lambda v, b: v < b)]  # fmt: skip
+        bounds = [
+            (low, ">=", lambda v, b: v >= b),
+            (above, ">", lambda v, b: v > b),
+            (high, "<=", lambda v, b: v <= b),
+            (below, "<", lambda v, b: v < b),
+        ]
         if value is None or not all(ok(value, b) for b, _, ok in bounds if b is not None):
             self._fail(key, "a number " + " and ".join(f"{op} {b:g}" for b, op, _ in bounds if b is not None))
         return value

@@ -18,9 +18,9 @@ import io
 import os
 import pickle
 import tarfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -121,9 +121,7 @@ def _stack(items: dict[str, list[tuple[str, bytes]]], where: str) -> tuple[torch
     """items: class name -> [(file name, bytes)]; sorted by class index, then file name."""
     unknown = sorted(set(items) - set(CLASSES))
     if unknown or not items:
-        raise DataError(
-            f"{where} has class folders {sorted(items)}; expected CIFAR-10's {', '.join(CLASSES)}"
-        )
+        raise DataError(f"{where} has class folders {sorted(items)}; expected CIFAR-10's {', '.join(CLASSES)}")
     images, labels = [], []
     for label, name in enumerate(CLASSES):
         for file_name, data in sorted(items.get(name, [])):
@@ -205,7 +203,9 @@ def _fingerprint(root: Path, layout: str) -> str:
     return h.hexdigest()[:16]
 
 
-def load_cifar10(root: str | os.PathLike | None, download: bool = False, cache_dir: str | os.PathLike | None = None) -> Cifar10:
+def load_cifar10(
+    root: str | os.PathLike | None, download: bool = False, cache_dir: str | os.PathLike | None = None
+) -> Cifar10:
     """Read CIFAR-10 from `root` (any layout above), decoding once and caching as uint8 tensors."""
     if root is None:
         raise DataError(missing_data_message(Path("<unset>")))
@@ -250,10 +250,15 @@ def split_cifar10(data: Cifar10, val_size: int = 5000, split_seed: int = 0) -> S
     train_images = data.train_images[train_idx]
     mean_image = train_images.float().mean(0) / 255  # the per-pixel mean of what is trained on
     return Split(
-        train_images, data.train_labels[train_idx],
-        data.train_images[val_idx], data.train_labels[val_idx],
-        data.test_images, data.test_labels, mean_image, data.source,
-    )  # fmt: skip
+        train_images,
+        data.train_labels[train_idx],
+        data.train_images[val_idx],
+        data.train_labels[val_idx],
+        data.test_images,
+        data.test_labels,
+        mean_image,
+        data.source,
+    )
 
 
 # --------------------------------------------------------------------------- batches
@@ -328,9 +333,13 @@ class TrainBatches:
             e, i = divmod(step, self.steps_per_epoch)
             if e != epoch:
                 epoch = e
-                order = torch.randperm(len(self.labels), device=self.device, generator=_generator(self.device, self.seed, e))
+                order = torch.randperm(
+                    len(self.labels), device=self.device, generator=_generator(self.device, self.seed, e)
+                )
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
-            images = augment(self.images[idx], self.mean_image, _generator(self.device, self.seed, e, i), self.channels_last)
+            images = augment(
+                self.images[idx], self.mean_image, _generator(self.device, self.seed, e, i), self.channels_last
+            )
             yield images, self.labels[idx]
             step += 1
 

@@ -31,8 +31,8 @@ import re
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -47,7 +47,17 @@ OmegaConf.register_new_resolver("run_name", net_name, replace=True)
 
 # ---- which settings define a run: the one rule, for resume (RunDir.check_config) and the report alike
 # Keys that say how or where a run executes, not what it learns: they may change on resume.
-RUNTIME_KEYS = ("data.root", "data.download", "data.cache_dir", "trainer", "out_dir", "name", "run_id", "run_dir", "report")
+RUNTIME_KEYS = (
+    "data.root",
+    "data.download",
+    "data.cache_dir",
+    "trainer",
+    "out_dir",
+    "name",
+    "run_id",
+    "run_dir",
+    "report",
+)
 
 
 def run_settings(cfg: DictConfig | dict) -> dict:
@@ -56,7 +66,9 @@ def run_settings(cfg: DictConfig | dict) -> dict:
     run (a resume may change the rest); runs whose settings differ only in `seed` are repeats of one
     configuration (`configuration`)."""
     if isinstance(cfg, DictConfig):  # conf/config.yaml itself has both; a run's config has neither
-        cfg = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("defaults", "hydra")]), resolve=True)
+        cfg = OmegaConf.to_container(
+            OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("defaults", "hydra")]), resolve=True
+        )
     flat = flatten({k: v for k, v in cfg.items() if k not in ("defaults", "hydra")})
     settings = {k: v for k, v in flat.items() if not any(k == r or k.startswith(r + ".") for r in RUNTIME_KEYS)}
     try:
@@ -124,8 +136,13 @@ def code_commit() -> str:
         if sha.returncode:
             return "unknown"
         # --no-optional-locks: never take the index lock of a working tree others are using
-        dirty = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=here, capture_output=True, text=True, timeout=20)  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
         return sha.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -184,7 +201,9 @@ class RunDir:
         except (OSError, ValueError):
             return [{"note": f"unreadable {self.trained_with_file.name}"}]
         try:
-            return [parse_environment_text(x) for x in self.trained_with_text_file.read_text().splitlines() if x.strip()]
+            return [
+                parse_environment_text(x) for x in self.trained_with_text_file.read_text().splitlines() if x.strip()
+            ]
         except OSError:
             return []
 
@@ -219,7 +238,9 @@ class RunDir:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as e:
-            raise RunFileError(f"unreadable {self.status_file} ({_first_line(e)}); delete it to let the run resume") from None
+            raise RunFileError(
+                f"unreadable {self.status_file} ({_first_line(e)}); delete it to let the run resume"
+            ) from None
 
     def set_status(self, state: str, **info) -> None:
         assert state in STATES, state
@@ -278,7 +299,9 @@ class RunDir:
             missing = {"state_dict", "optimizer_states", "loops"} - set(checkpoint)
             if missing:
                 raise ValueError(f"no {', '.join(sorted(missing))} in it: not a checkpoint of this project")
-            for name, tensor in _tensors({"state_dict": checkpoint["state_dict"], "optimizer": checkpoint["optimizer_states"]}):
+            for name, tensor in _tensors(
+                {"state_dict": checkpoint["state_dict"], "optimizer": checkpoint["optimizer_states"]}
+            ):
                 if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                     raise ValueError(f"{name} holds NaN or inf")
             step = int(checkpoint.get("global_step", 0))

@@ -52,8 +52,10 @@ def run_job(cfg: DictConfig) -> str:
             sys.exit(2)
         if state == "diverged":  # a scheduler or a script must not count it as a success
             reason = RunDir(cfg.run_dir).status().get("reason", "")
-            print(f"diverged: {cfg.run_dir}: {reason}; delete the directory to retry (e.g. with a lower optim.lr)",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"diverged: {cfg.run_dir}: {reason}; delete the directory to retry (e.g. with a lower optim.lr)",
+                file=sys.stderr,
+            )
             sys.exit(EXIT_DIVERGED)
         return state
     message = ""
@@ -88,8 +90,10 @@ class SweepSummary(Callback):
         folder = Path(os.environ.pop(OUTCOMES_ENV))
         records = [json.loads(p.read_text()) for p in sorted(folder.glob("job*.json"), key=lambda p: int(p.stem[3:]))]
         counts = Counter(r["state"] for r in records)
-        print(f"\nsweep {config.hydra.sweep.dir}: {len(records)} runs: "
-              + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))  # fmt: skip
+        print(
+            f"\nsweep {config.hydra.sweep.dir}: {len(records)} runs: "
+            + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        )
         for r in records:
             if r["state"] != "done":
                 print(f"  {r['state']:8s} {r['run']}  {r['message']}")

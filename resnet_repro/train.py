@@ -39,8 +39,14 @@ def trained_with(spec: RunSpec, gpu: int = 0) -> dict:
     bf16 on one machine and fp32 on another, eager here and compiled there."""
     device = spec.trainer.accelerator
     hardware = {"gpu": torch.cuda.get_device_name(gpu)} if device == "cuda" else {"cpu": cpu_name() or "unknown"}
-    return {"code": code_commit(), "precision": spec.trainer.precision, "device": device, **hardware,
-            "compile": spec.trainer.compile, "torch": torch.__version__}  # fmt: skip
+    return {
+        "code": code_commit(),
+        "precision": spec.trainer.precision,
+        "device": device,
+        **hardware,
+        "compile": spec.trainer.compile,
+        "torch": torch.__version__,
+    }
 
 
 class RunRecorder(pl.Callback):
@@ -93,8 +99,16 @@ class RunRecorder(pl.Callback):
                 results["val"] = module.evaluate(self.val)
             results["test"] = module.evaluate(self.test)
         for split, m in results.items():
-            self.rows.append({"step": step, "split": split, "error": m["error"], "loss": m["loss"],
-                              "lr": module.lr_used, "elapsed_s": round(elapsed, 2)})  # fmt: skip
+            self.rows.append(
+                {
+                    "step": step,
+                    "split": split,
+                    "error": m["error"],
+                    "loss": m["loss"],
+                    "lr": module.lr_used,
+                    "elapsed_s": round(elapsed, 2),
+                }
+            )
         self.run.write_metrics(self.rows)
         if trainer.logger is not None:  # the same numbers as metrics.csv, e.g. test/error, train/loss, lr
             metrics = {f"{split}/{k}": m[k] for split, m in results.items() for k in ("error", "loss")}
@@ -165,11 +179,20 @@ def build_module(spec: RunSpec) -> Classifier:
     """The network and its LightningModule as a run trains them (bench.py times this same object)."""
     optim, warmup = spec.optim, spec.warmup
     return Classifier(
-        spec.net.build(), steps=spec.steps, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay,
-        lr_milestones=list(optim.lr_milestones), lr_decay=optim.lr_decay, warmup=warmup.enabled, warmup_lr=warmup.lr,
-        warmup_until_train_error=warmup.until_train_error, warmup_check_every=warmup.check_every,
-        channels_last=spec.trainer.channels_last, compile=spec.trainer.compile,
-    )  # fmt: skip
+        spec.net.build(),
+        steps=spec.steps,
+        lr=optim.lr,
+        momentum=optim.momentum,
+        weight_decay=optim.weight_decay,
+        lr_milestones=list(optim.lr_milestones),
+        lr_decay=optim.lr_decay,
+        warmup=warmup.enabled,
+        warmup_lr=warmup.lr,
+        warmup_until_train_error=warmup.until_train_error,
+        warmup_check_every=warmup.check_every,
+        channels_last=spec.trainer.channels_last,
+        compile=spec.trainer.compile,
+    )
 
 
 def build_trainer(spec: RunSpec, root_dir, callbacks: list | None = None, device: int | None = None) -> pl.Trainer:
@@ -186,15 +209,24 @@ def build_trainer(spec: RunSpec, root_dir, callbacks: list | None = None, device
 
         logger = TensorBoardLogger(save_dir=str(root_dir), name="tensorboard", version="", default_hp_metric=False)
     return pl.Trainer(
-        accelerator=settings.accelerator, devices=1 if device is None else [device], precision=settings.precision,
-        max_steps=spec.steps, max_epochs=-1, limit_val_batches=0, num_sanity_val_steps=0, logger=logger,
-        enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=settings.progress_bar == "bar",
+        accelerator=settings.accelerator,
+        devices=1 if device is None else [device],
+        precision=settings.precision,
+        max_steps=spec.steps,
+        max_epochs=-1,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=logger,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=settings.progress_bar == "bar",
         # "warn", not True: Lightning's True makes torch raise at the first op without a deterministic
         # kernel on CUDA; False also undoes an earlier run's setting in the same process.
         deterministic="warn" if settings.deterministic else False,
         benchmark=settings.cudnn_benchmark and not settings.deterministic,
-        default_root_dir=str(root_dir), callbacks=[*progress, *(callbacks or [])],
-    )  # fmt: skip
+        default_root_dir=str(root_dir),
+        callbacks=[*progress, *(callbacks or [])],
+    )
 
 
 def _fit_model(spec: RunSpec, run: RunDir, split, resume, gpu: int | None) -> str:
@@ -206,8 +238,16 @@ def _fit_model(spec: RunSpec, run: RunDir, split, resume, gpu: int | None) -> st
     trainer = build_trainer(spec, run.path, device=gpu)
     device = trainer.strategy.root_device
     channels_last = spec.trainer.channels_last
-    train_batches = TrainBatches(split.train_images, split.train_labels, split.mean_image, spec.batch_size,
-                                 spec.seed, start_step=lambda: trainer.global_step, device=device, channels_last=channels_last)  # fmt: skip
+    train_batches = TrainBatches(
+        split.train_images,
+        split.train_labels,
+        split.mean_image,
+        spec.batch_size,
+        spec.seed,
+        start_step=lambda: trainer.global_step,
+        device=device,
+        channels_last=channels_last,
+    )
     eval_args = {
         "mean_image": split.mean_image,
         "batch_size": spec.trainer.eval_batch_size,

@@ -35,7 +35,9 @@ def write_batches(root: Path) -> Path:
         batch = {"data": images[part].reshape(len(part), -1), "labels": labels[part].tolist()}
         (folder / f"data_batch_{i}").write_bytes(pickle.dumps(batch))
     images, labels = tiny_images(TEST_PER_CLASS, seed=1)
-    (folder / "test_batch").write_bytes(pickle.dumps({"data": images.reshape(len(labels), -1), "labels": labels.tolist()}))
+    (folder / "test_batch").write_bytes(
+        pickle.dumps({"data": images.reshape(len(labels), -1), "labels": labels.tolist()})
+    )
     return root
 
 
@@ -73,7 +75,14 @@ def make_spec(overrides: list[str] | None = None, check_data: bool = True) -> Ru
 def tiny_overrides(data_root: Path, out_dir: Path) -> list[str]:
     """A few steps on tiny data, small enough for a test (120 training images)."""
     return [
-        f"data.root={data_root}", f"out_dir={out_dir}", "data.cache_dir=null", "data.val_size=20",
-        "batch_size=16", "steps=8", "eval_every=4", "trainer.checkpoint_every=4", "trainer.progress_bar=false",
+        f"data.root={data_root}",
+        f"out_dir={out_dir}",
+        "data.cache_dir=null",
+        "data.val_size=20",
+        "batch_size=16",
+        "steps=8",
+        "eval_every=4",
+        "trainer.checkpoint_every=4",
+        "trainer.progress_bar=false",
         "trainer.eval_batch_size=64",
-    ]  # fmt: skip
+    ]

@@ -16,8 +16,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def campaign_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "resnet_repro.campaign", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "resnet_repro.campaign", *args], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
 
 
 def write_campaign(folder: Path, runs: list[str], jobs: int = 2) -> Path:
@@ -26,8 +27,10 @@ def write_campaign(folder: Path, runs: list[str], jobs: int = 2) -> Path:
     return path
 
 
-TINY = ("data.cache_dir=null data.val_size=20 batch_size=16 eval_every=1000 log_every=100 "
-        "trainer.checkpoint_every=100 trainer.eval_batch_size=64 name=tiny")  # fmt: skip
+TINY = (
+    "data.cache_dir=null data.val_size=20 batch_size=16 eval_every=1000 log_every=100 "
+    "trainer.checkpoint_every=100 trainer.eval_batch_size=64 name=tiny"
+)
 
 
 def wait_for(condition, timeout: float, what: str) -> None:
@@ -57,7 +60,9 @@ def test_start_stop_resume_status_collect(tmp_path, tiny_batches):
     runs = [f"arch=resnet depth=8 steps=3000 {TINY}", f"arch=plain depth=8 steps=3000 {TINY}"]
     definition = write_campaign(tmp_path, runs)
     common = ["--home", str(home)]
-    started = campaign_cli("start", str(definition), *common, "--data-root", str(tiny_batches), "--results", str(results))
+    started = campaign_cli(
+        "start", str(definition), *common, "--data-root", str(tiny_batches), "--results", str(results)
+    )
     assert started.returncode == 0, started.stderr
     campaign = Campaign("tiny", home)
     pid = campaign.supervisor_pid()

@@ -18,18 +18,33 @@ def curves(
         for seed in (0, 1):
             for step in range(100, steps + 1, 100):
                 for split, error in (("train", train), ("test", test)):
-                    rows.append({"arch": arch, "depth": depth, "seed": seed, "steps": steps, "status": status,
-                                 "step": step, "split": split, "error": error + 0.01 * seed})  # fmt: skip
+                    rows.append(
+                        {
+                            "arch": arch,
+                            "depth": depth,
+                            "seed": seed,
+                            "steps": steps,
+                            "status": status,
+                            "step": step,
+                            "split": split,
+                            "error": error + 0.01 * seed,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
 def figure7(stds: dict[tuple[str, int], float]) -> pd.DataFrame:
-    return pd.DataFrame([{"arch": a, "depth": d, "seed": 0, "layer": i, "std": s} for (a, d), s in stds.items()
-                         for i in range(1, 4)])  # fmt: skip
+    return pd.DataFrame(
+        [{"arch": a, "depth": d, "seed": 0, "layer": i, "std": s} for (a, d), s in stds.items() for i in range(1, 4)]
+    )
 
 
-PAPERLIKE = {("plain", 20): (0.05, 0.10), ("plain", 56): (0.08, 0.13),
-             ("resnet", 20): (0.04, 0.09), ("resnet", 56): (0.02, 0.07)}  # fmt: skip
+PAPERLIKE = {
+    ("plain", 20): (0.05, 0.10),
+    ("plain", 56): (0.08, 0.13),
+    ("resnet", 20): (0.04, 0.09),
+    ("resnet", 56): (0.02, 0.07),
+}
 
 
 def verdicts(table: pd.DataFrame) -> list[str]:
@@ -37,8 +52,9 @@ def verdicts(table: pd.DataFrame) -> list[str]:
 
 
 def test_paperlike_runs_hold_every_claim_but_table6_which_needs_the_full_schedule():
-    table = check_claims(curves(PAPERLIKE), figure7({("plain", 20): 1.0, ("resnet", 20): 0.8,
-                                                     ("plain", 56): 2.0, ("resnet", 56): 0.7}))  # fmt: skip
+    table = check_claims(
+        curves(PAPERLIKE), figure7({("plain", 20): 1.0, ("resnet", 20): 0.8, ("plain", 56): 2.0, ("resnet", 56): 0.7})
+    )
     assert verdicts(table) == [HOLDS] * 5 + [NOT_MEASURED, HOLDS]
     assert "plain-56 8.50% vs plain-20 5.50% (+3.00 points)" in table.evidence[0]  # seeds 0 and 1 averaged
     text = claims_markdown(table, curves(PAPERLIKE))

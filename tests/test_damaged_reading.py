@@ -39,31 +39,78 @@ def old_trained_with(run: RunDir, content: bytes) -> None:
 DAMAGE = {
     "metrics value not a number": (lambda r: replace_cell(r, 3, "error", "abc"), "metrics.csv", "line 3", "restore it"),
     "metrics value not finite": (lambda r: replace_cell(r, 2, "lr", "inf"), "metrics.csv", "not finite", "restore it"),
-    "metrics not UTF-8": (lambda r: r.metrics_file.write_bytes(b"\xff\xfe\x00garbage"), "metrics.csv", "unreadable", "restore it"),
-    "metrics without its header": (lambda r: r.metrics_file.write_text("1,2,3\n4,5,6\n"), "metrics.csv", "unreadable", "restore it"),
+    "metrics not UTF-8": (
+        lambda r: r.metrics_file.write_bytes(b"\xff\xfe\x00garbage"),
+        "metrics.csv",
+        "unreadable",
+        "restore it",
+    ),
+    "metrics without its header": (
+        lambda r: r.metrics_file.write_text("1,2,3\n4,5,6\n"),
+        "metrics.csv",
+        "unreadable",
+        "restore it",
+    ),
     "metrics steps going back": (lambda r: replace_cell(r, 4, "step", "1"), "metrics.csv", "comes after", "restore it"),
     "status not JSON": (lambda r: r.status_file.write_text('{"state": "do'), "status.json", "unreadable", "delete it"),
-    "status of no known state": (lambda r: r.status_file.write_text('{"state": "finished"}'), "status.json", "'finished'", "delete it"),
+    "status of no known state": (
+        lambda r: r.status_file.write_text('{"state": "finished"}'),
+        "status.json",
+        "'finished'",
+        "delete it",
+    ),
     "status not a mapping": (lambda r: r.status_file.write_text("[1, 2]"), "status.json", "not one of", "delete it"),
     "status missing": (lambda r: r.status_file.unlink(), "status.json", "no ", "run its command again"),
-    "config not YAML": (lambda r: r.config_file.write_text("arch: [plain\ndepth: 20\n"), "config.yaml", "unreadable", "restore it"),
+    "config not YAML": (
+        lambda r: r.config_file.write_text("arch: [plain\ndepth: 20\n"),
+        "config.yaml",
+        "unreadable",
+        "restore it",
+    ),
     "config missing": (lambda r: r.config_file.unlink(), "config.yaml", "no ", "restore it"),
     "config depth not a number": (
         lambda r: r.config_file.write_text(r.config_file.read_text().replace("depth: 20", "depth: twenty")),
-        "config.yaml", "does not describe a run", "restore it",
+        "config.yaml",
+        "does not describe a run",
+        "restore it",
     ),
     "config of an unknown arch": (
         lambda r: r.config_file.write_text(r.config_file.read_text().replace("arch: plain", "arch: vgg")),
-        "config.yaml", "does not describe a run", "restore it",
+        "config.yaml",
+        "does not describe a run",
+        "restore it",
     ),
-    "config not a mapping": (lambda r: r.config_file.write_text("- 1\n- 2\n"), "config.yaml", "not a run's config", "restore it"),
-    "trained_with.json not JSON": (lambda r: r.trained_with_file.write_text("[{"), "trained_with.json", "unreadable", "delete it"),
+    "config not a mapping": (
+        lambda r: r.config_file.write_text("- 1\n- 2\n"),
+        "config.yaml",
+        "not a run's config",
+        "restore it",
+    ),
+    "trained_with.json not JSON": (
+        lambda r: r.trained_with_file.write_text("[{"),
+        "trained_with.json",
+        "unreadable",
+        "delete it",
+    ),
     "trained_with.json not a list": (
-        lambda r: r.trained_with_file.write_text('{"code": "c0ffee"}'), "trained_with.json", "not a list", "delete it",
+        lambda r: r.trained_with_file.write_text('{"code": "c0ffee"}'),
+        "trained_with.json",
+        "not a list",
+        "delete it",
     ),
-    "trained_with.txt not UTF-8": (lambda r: old_trained_with(r, b"code \xff\xfe"), "trained_with.txt", "unreadable", "delete it"),
-    "dataset.txt not UTF-8": (lambda r: r.dataset_file.write_bytes(b"\xff\xfe CIFAR"), "dataset.txt", "unreadable", "delete it"),
-}  # fmt: skip
+    "trained_with.txt not UTF-8": (
+        lambda r: old_trained_with(r, b"code \xff\xfe"),
+        "trained_with.txt",
+        "unreadable",
+        "delete it",
+    ),
+    "dataset.txt not UTF-8": (
+        lambda r: r.dataset_file.write_bytes(b"\xff\xfe CIFAR"),
+        "dataset.txt",
+        "unreadable",
+        "delete it",
+    ),
+}
 
 
 @pytest.mark.parametrize("kind", DAMAGE)
@@ -145,13 +192,28 @@ def test_final_weights_that_cannot_be_read_are_left_out_with_the_fix(tmp_path, t
 
 def collected_run(out, arch, depth, data_root, seed=0) -> RunDir:
     """A finished run as `campaign collect` keeps it (weights.pt, no checkpoint), on the tiny data set."""
-    cfg = make_config([f"arch={arch}", f"depth={depth}", f"seed={seed}", "steps=8", f"out_dir={out}", "name=hand",
-                       f"data.root={data_root}", "data.cache_dir=null", "data.val_size=20", "eval_every=4"])  # fmt: skip
+    cfg = make_config(
+        [
+            f"arch={arch}",
+            f"depth={depth}",
+            f"seed={seed}",
+            "steps=8",
+            f"out_dir={out}",
+            "name=hand",
+            f"data.root={data_root}",
+            "data.cache_dir=null",
+            "data.val_size=20",
+            "eval_every=4",
+        ]
+    )
     run = RunDir(cfg.run_dir)
     run.path.mkdir(parents=True)
     run.config_file.write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    rows = [{"step": s, "split": sp, "error": 0.5, "loss": 1.0, "lr": 0.1, "elapsed_s": 1.0}
-            for s in (4, 8) for sp in ("train", "val", "test")]  # fmt: skip
+    rows = [
+        {"step": s, "split": sp, "error": 0.5, "loss": 1.0, "lr": 0.1, "elapsed_s": 1.0}
+        for s in (4, 8)
+        for sp in ("train", "val", "test")
+    ]
     run.write_metrics(rows)
     run.set_status("done", step=8, steps=8)
     torch.manual_seed(depth + seed)

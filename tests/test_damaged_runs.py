@@ -30,15 +30,18 @@ def replace_in_metrics(run, line: int, column: str, value: str) -> None:
     run.metrics_file.write_text("\n".join(rows) + "\n")
 
 
-@pytest.mark.parametrize("column, value, says", [
-    ("error", "abc", "not a number"),
-    ("error", "nan", "not finite"),
-    ("error", "1.5", "out of range"),
-    ("lr", "inf", "not finite"),
-    ("elapsed_s", "", "not a number"),
-    ("split", "training", "split 'training' is not one of train, val, test"),
-    ("step", "-x", "not a number"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "column, value, says",
+    [
+        ("error", "abc", "not a number"),
+        ("error", "nan", "not finite"),
+        ("error", "1.5", "out of range"),
+        ("lr", "inf", "not finite"),
+        ("elapsed_s", "", "not a number"),
+        ("split", "training", "split 'training' is not one of train, val, test"),
+        ("step", "-x", "not a number"),
+    ],
+)
 def test_a_damaged_metrics_value_is_refused_naming_the_line(tiny_batches, tmp_path, monkeypatch, column, value, says):
     spec, run = interrupted_run(tiny_batches, tmp_path, monkeypatch)
     replace_in_metrics(run, 3, column, value)

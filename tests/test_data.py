@@ -7,8 +7,17 @@ from conftest import TEST_PER_CLASS, TRAIN_PER_CLASS, tiny_images, write_folders
 from PIL import Image
 
 from resnet_repro.data import (
-    PAD, DataError, EvalBatches, TrainBatches, augment, detect_layout, jpeg_quality, load_cifar10, normalize, split_cifar10,
-)  # fmt: skip
+    PAD,
+    DataError,
+    EvalBatches,
+    TrainBatches,
+    augment,
+    detect_layout,
+    jpeg_quality,
+    load_cifar10,
+    normalize,
+    split_cifar10,
+)
 
 N_TRAIN, N_TEST = 10 * TRAIN_PER_CLASS, 10 * TEST_PER_CLASS
 

@@ -61,8 +61,15 @@ def read_offsets(batch: torch.Tensor, mean: float) -> tuple[torch.Tensor, torch.
 def test_augmentation_has_the_papers_distribution():
     mean = 3.5 / 255  # a non-zero mean: the padding must still be exactly zero after subtracting it
     n, batch_size, steps = 1024, 512, 32  # 16,384 crops from the training stream itself
-    batches = iter(TrainBatches(pattern_images(n), torch.zeros(n, dtype=torch.long), torch.full((3, 32, 32), mean),
-                                batch_size=batch_size, seed=0))  # fmt: skip
+    batches = iter(
+        TrainBatches(
+            pattern_images(n),
+            torch.zeros(n, dtype=torch.long),
+            torch.full((3, 32, 32), mean),
+            batch_size=batch_size,
+            seed=0,
+        )
+    )
     counts = torch.zeros(POSITIONS, POSITIONS, 2)
     for step in range(steps):
         images, _ = next(batches)
@@ -93,9 +100,10 @@ def test_augmentation_has_the_papers_distribution():
 
 def test_stream_differs_between_steps_and_seeds():
     images = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8)
-    make = lambda seed: iter(
-        TrainBatches(images, torch.zeros(256, dtype=torch.long), torch.zeros(3, 32, 32), 128, seed)
-    )
+
+    def make(seed):
+        return iter(TrainBatches(images, torch.zeros(256, dtype=torch.long), torch.zeros(3, 32, 32), 128, seed))
+
     a, b = make(0), make(1)
     first, second = next(a)[0], next(a)[0]
     assert not torch.equal(first, second) and not torch.equal(first, next(b)[0])
@@ -208,8 +216,16 @@ def test_fast_step_matches_eager_nchw_step(tmp_path, overrides):
     start = {k: v.clone() for k, v in module.model.state_dict().items()}
     images = torch.randint(0, 256, (512, 3, 32, 32), dtype=torch.uint8)
     labels = torch.randint(0, 10, (512,))
-    stream = iter(TrainBatches(images, labels, images.float().mean(0) / 255, spec.batch_size, seed=0,
-                               channels_last=spec.trainer.channels_last))  # fmt: skip
+    stream = iter(
+        TrainBatches(
+            images,
+            labels,
+            images.float().mean(0) / 255,
+            spec.batch_size,
+            seed=0,
+            channels_last=spec.trainer.channels_last,
+        )
+    )
     batches = [next(stream) for _ in range(steps)]
 
     capture = Capture(steps)
@@ -328,14 +344,32 @@ def test_training_steps_never_wait_for_the_device(tmp_path, monkeypatch, compile
     """The per-step path (data, step, counters, lr schedule, progress bar), eager or compiled, reads nothing
     back from the device."""
     steps = 24
-    spec = make_spec(["arch=resnet", "depth=8", "batch_size=16", f"steps={steps}", f"eval_every={steps}", f"trainer.compile={compile}",
-                      "trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.progress_bar=true"], check_data=False)  # fmt: skip
+    spec = make_spec(
+        [
+            "arch=resnet",
+            "depth=8",
+            "batch_size=16",
+            f"steps={steps}",
+            f"eval_every={steps}",
+            f"trainer.compile={compile}",
+            "trainer.accelerator=cpu",
+            "trainer.precision=32-true",
+            "trainer.progress_bar=true",
+        ],
+        check_data=False,
+    )
     module = build_module(spec)
     images = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8)
     counter = CountHostReads(monkeypatch, first=1, last=steps - 2)  # the progress bar refreshes at steps 10 and 20
     trainer = build_trainer(spec, tmp_path, callbacks=[counter])
-    batches = TrainBatches(images, torch.randint(0, 10, (256,)), images.float().mean(0) / 255, spec.batch_size, seed=0,
-                           start_step=lambda: trainer.global_step)  # fmt: skip
+    batches = TrainBatches(
+        images,
+        torch.randint(0, 10, (256,)),
+        images.float().mean(0) / 255,
+        spec.batch_size,
+        seed=0,
+        start_step=lambda: trainer.global_step,
+    )
     trainer.fit(module, train_dataloaders=batches)
     assert trainer.global_step == steps
     assert counter.reads == []
@@ -374,8 +408,19 @@ def test_no_recompiles_within_a_run(tiny_batches, tmp_path, monkeypatch):
     (eager, in eval mode) and checkpoints, the training step is never compiled again."""
     counter = count_compiled_frames(monkeypatch)
     recompiles = counters["recompiles"].copy()
-    spec = make_spec(["arch=resnet", "depth=8", "trainer.compile=true", *tiny_overrides(tiny_batches, tmp_path), "steps=12",
-                      "eval_every=3", "warmup.enabled=true", "warmup.until_train_error=1.01", "warmup.check_every=2"])  # fmt: skip
+    spec = make_spec(
+        [
+            "arch=resnet",
+            "depth=8",
+            "trainer.compile=true",
+            *tiny_overrides(tiny_batches, tmp_path),
+            "steps=12",
+            "eval_every=3",
+            "warmup.enabled=true",
+            "warmup.until_train_error=1.01",
+            "warmup.check_every=2",
+        ]
+    )
     assert train(spec) == "done"
     rows = RunDir(spec.run_dir).read_metrics()
     lrs = sorted({float(r["lr"]) for r in rows})

@@ -67,14 +67,17 @@ def test_no_legend_covers_a_curve(tmp_path, drawn, name):
     assert legends == {"figure1": 2, "figure6": 3}[name]
 
 
-@pytest.mark.parametrize("steps, scale, label, ticks_to", [
-    (60, 1, "iter.", 60),  # not 0.000-0.006 in units of 1e4
-    (600, 1, "iter.", 600),
-    (2000, 1, "iter.", 2000),
-    (6400, 1e3, "iter. (1e3)", 6.4),
-    (32000, 1e4, "iter. (1e4)", 3.2),
-    (64000, 1e4, "iter. (1e4)", 6.4),  # the paper's
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "steps, scale, label, ticks_to",
+    [
+        (60, 1, "iter.", 60),  # not 0.000-0.006 in units of 1e4
+        (600, 1, "iter.", 600),
+        (2000, 1, "iter.", 2000),
+        (6400, 1e3, "iter. (1e3)", 6.4),
+        (32000, 1e4, "iter. (1e4)", 3.2),
+        (64000, 1e4, "iter. (1e4)", 6.4),  # the paper's
+    ],
+)
 def test_the_x_axis_is_in_units_that_suit_the_run_length(tmp_path, drawn, steps, scale, label, ticks_to):
     assert x_unit(steps) == (scale, label)
     sweep_of(tmp_path, steps, nets=(("plain", (20, 56)),))

@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from resnet_repro.models import PAPER_DEPTHS, BasicBlock, ZeroPadShortcut, build_model, count_parameters, resolve_shortcut
+from resnet_repro.models import (
+    PAPER_DEPTHS,
+    BasicBlock,
+    ZeroPadShortcut,
+    build_model,
+    count_parameters,
+    resolve_shortcut,
+)
 
 PAPER_PARAMS = {20: 269_722, 32: 464_154, 44: 658_586, 56: 853_018, 110: 1_727_962, 1202: 19_421_274}
 
@@ -83,9 +90,16 @@ def test_a_nets_identity_and_names():
 
     assert Net.of("resnet", 56) == Net("resnet", 56, "A") and Net.of("plain", 20).shortcut == "none"
     assert [Net.of(*a).name for a in (("plain", 20), ("resnet", 56), ("resnet", 56, "A"), ("resnet", 56, "B"))] == [
-        "plain-20", "resnet-56", "resnet-56", "resnet-56-B"]  # fmt: skip
+        "plain-20",
+        "resnet-56",
+        "resnet-56",
+        "resnet-56-B",
+    ]
     assert [Net.of(*a).display_name for a in (("plain", 56), ("resnet", 110), ("resnet", 56, "B"))] == [
-        "plain-56", "ResNet-110", "ResNet-56 (B)"]  # fmt: skip
+        "plain-56",
+        "ResNet-110",
+        "ResNet-56 (B)",
+    ]
     assert Net.of("plain", 20).parameters == Net.of("resnet", 20).parameters == PAPER_PARAMS[20]
     assert Net.of("resnet", 20, "B").parameters > PAPER_PARAMS[20]
     assert net_name("resnet", 21) == "resnet-21"  # names a refused run's folder too; checks nothing

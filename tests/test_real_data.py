@@ -14,10 +14,18 @@ pytestmark = pytest.mark.skipif(not SHARED_ARCHIVE.is_file(), reason=f"{SHARED_A
 def test_resnet20_learns_real_cifar10(tmp_path):
     with tarfile.open(SHARED_ARCHIVE) as tar:
         tar.extractall(tmp_path / "cifar10", filter="data")
-    spec = make_spec([
-        f"data.root={tmp_path / 'cifar10'}", f"out_dir={tmp_path / 'exp'}", f"data.cache_dir={tmp_path / 'cache'}",
-        "arch=resnet", "depth=20", "steps=300", "eval_every=150", "trainer.progress_bar=false",
-    ])  # fmt: skip
+    spec = make_spec(
+        [
+            f"data.root={tmp_path / 'cifar10'}",
+            f"out_dir={tmp_path / 'exp'}",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            "arch=resnet",
+            "depth=20",
+            "steps=300",
+            "eval_every=150",
+            "trainer.progress_bar=false",
+        ]
+    )
     assert train(spec) == "done"
     df = load_runs(tmp_path / "exp")
     final = df[df.step == 300].set_index("split").error

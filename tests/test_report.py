@@ -22,8 +22,18 @@ from resnet_repro.runs import RunDir
 
 def fake_run(out, arch, depth, seed, errors, status="done", steps=2000, name="hand", every=1000):
     """A run directory written by hand: `errors` maps split -> error at steps `every`, 2 * `every`, ..."""
-    cfg = make_config([f"arch={arch}", f"depth={depth}", f"seed={seed}", f"steps={steps}", f"out_dir={out}",
-                       f"name={name}", "data.root=/nowhere", f"eval_every={every}"])  # fmt: skip
+    cfg = make_config(
+        [
+            f"arch={arch}",
+            f"depth={depth}",
+            f"seed={seed}",
+            f"steps={steps}",
+            f"out_dir={out}",
+            f"name={name}",
+            "data.root=/nowhere",
+            f"eval_every={every}",
+        ]
+    )
     run = RunDir(cfg.run_dir)
     run.path.mkdir(parents=True)
     run.config_file.write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -31,8 +41,11 @@ def fake_run(out, arch, depth, seed, errors, status="done", steps=2000, name="ha
     run.record_environment(
         {"code": "c0ffee", "precision": "bf16-mixed" if depth == 56 else "32-true", "device": "cpu", "torch": "2"}
     )
-    rows = [{"step": every * (i + 1), "split": split, "error": e, "loss": 1.0, "lr": 0.1, "elapsed_s": 1.0}
-            for split, values in errors.items() for i, e in enumerate(values)]  # fmt: skip
+    rows = [
+        {"step": every * (i + 1), "split": split, "error": e, "loss": 1.0, "lr": 0.1, "elapsed_s": 1.0}
+        for split, values in errors.items()
+        for i, e in enumerate(values)
+    ]
     run.write_metrics(sorted(rows, key=lambda r: r["step"]))
     last = max(r["step"] for r in rows)
     run.set_status(status, step=last, steps=steps)
@@ -83,8 +96,10 @@ def test_missing_runs_are_reported_not_fatal(hand_made):
     assert "Figure 6 right: needs resnet-110 and resnet-1202" in skipped  # resnet-110 diverged: not drawn
     assert "Table 6 resnet-56: no finished run (seed 0 running at step 1000/2000)" in skipped
     # a finished run without its final weights is there but cannot be used: left out, with the fix
-    assert any(line.startswith("Figure 7 plain-20 seed 0 (hand/plain-20/seed0): no checkpoint") and "retrain" in line
-               for line in report.left_out)  # fmt: skip
+    assert any(
+        line.startswith("Figure 7 plain-20 seed 0 (hand/plain-20/seed0): no checkpoint") and "retrain" in line
+        for line in report.left_out
+    )
     assert "Figure 7: needs a finished run" in skipped
     assert any("resnet-110 seed 0: diverged at step 1000" in note for note in report.notes)
     written = {p.name for p in report.written}

@@ -29,11 +29,18 @@ from resnet_repro.train import train
 # must do its arithmetic exactly as the uninterrupted one does.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 RESUMABLE = [
-    "depth=8", "steps=60", "eval_every=8", "log_every=4", "trainer.deterministic=true",
+    "depth=8",
+    "steps=60",
+    "eval_every=8",
+    "log_every=4",
+    "trainer.deterministic=true",
     # Checkpoints fall between log points (the training-error counters are mid-way), and the
     # warm-up is checked at checkpoint steps, where a resume is most likely to get it wrong.
-    "trainer.checkpoint_every=5", "warmup.enabled=true", "warmup.check_every=5", "warmup.until_train_error=0.6",
-]  # fmt: skip
+    "trainer.checkpoint_every=5",
+    "warmup.enabled=true",
+    "warmup.check_every=5",
+    "warmup.until_train_error=0.6",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -50,8 +57,15 @@ def sweep_overrides(data_root: Path, out_dir: Path) -> list[str]:
 
 
 def run_py(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "run.py"), *args], cwd=REPO, env=ENV, check=False,
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, str(REPO / "run.py"), *args],
+        cwd=REPO,
+        env=ENV,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def start_run_py(*args: str, log: Path, command: list[str] | None = None) -> subprocess.Popen:
@@ -174,8 +188,14 @@ def crash_after_checkpoint(monkeypatch, at_step: int) -> None:
 
 def test_warmup_ending_at_a_checkpoint_survives_a_resume(tiny_batches, tmp_path, monkeypatch):
     """The warm-up ends at step 4, the very step a checkpoint is written and the run is killed."""
-    warmup = ["depth=8", "steps=12", "trainer.deterministic=true", "warmup.enabled=true", "warmup.check_every=4",
-              "warmup.until_train_error=1.01"]  # fmt: skip
+    warmup = [
+        "depth=8",
+        "steps=12",
+        "trainer.deterministic=true",
+        "warmup.enabled=true",
+        "warmup.check_every=4",
+        "warmup.until_train_error=1.01",
+    ]
     assert train(make_spec([*tiny_overrides(tiny_batches, tmp_path / "whole"), *warmup])) == "done"
     spec = make_spec([*tiny_overrides(tiny_batches, tmp_path / "killed"), *warmup])
     with monkeypatch.context() as patch:
@@ -205,8 +225,11 @@ def test_run_killed_after_its_last_checkpoint_is_done_on_rerun(tiny_batches, tmp
 
 def started(output: str) -> list[str]:
     """The runs a process trained (fresh or resumed), as <arch-depth>/seed<k>."""
-    return sorted("/".join(line.split()[1].split("/")[-2:]) for line in output.splitlines()
-                  if line.startswith(("[start]", "[resume]")))  # fmt: skip
+    return sorted(
+        "/".join(line.split()[1].split("/")[-2:])
+        for line in output.splitlines()
+        if line.startswith(("[start]", "[resume]"))
+    )
 
 
 def test_a_sweep_on_joblib_extended_on_submitit(tiny_batches, tmp_path):
@@ -267,8 +290,16 @@ def test_divergence_failure_and_bad_input_do_not_stop_a_sweep(tiny_batches, tmp_
     out = tmp_path / "exp"
     # the cases set data.cache_dir
     overrides = [o for o in sweep_overrides(tiny_batches, out) if not o.startswith("data.cache_dir=")]
-    result = run_py("-m", "--config-dir", str(tmp_path / "conf"), "+case=ok,diverge,fail,invalid", "name=mixed",
-                    *overrides, "steps=16", "log_every=2")  # fmt: skip
+    result = run_py(
+        "-m",
+        "--config-dir",
+        str(tmp_path / "conf"),
+        "+case=ok,diverge,fail,invalid",
+        "name=mixed",
+        *overrides,
+        "steps=16",
+        "log_every=2",
+    )
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     assert "4 runs: 1 diverged, 1 done, 1 failed, 1 invalid" in result.stdout
     summary = result.stdout[result.stdout.index("4 runs:") :]
@@ -288,8 +319,16 @@ def test_divergence_failure_and_bad_input_do_not_stop_a_sweep(tiny_batches, tmp_
     }
 
     # Re-running the sweep skips what is settled (done, diverged) and retries what failed.
-    again = run_py("-m", "--config-dir", str(tmp_path / "conf"), "+case=ok,diverge,fail", "name=mixed",
-                   *overrides, "steps=16", "log_every=2")  # fmt: skip
+    again = run_py(
+        "-m",
+        "--config-dir",
+        str(tmp_path / "conf"),
+        "+case=ok,diverge,fail",
+        "name=mixed",
+        *overrides,
+        "steps=16",
+        "log_every=2",
+    )
     assert again.returncode == 1 and "3 runs: 1 diverged, 1 done, 1 failed" in again.stdout
     assert again.stdout.count("[skip]") == 2 and failed.error_file.stat().st_mtime_ns > failed_at
 
@@ -301,7 +340,9 @@ def test_a_diverged_run_exits_non_zero_with_its_reason(tiny_batches, tmp_path):
     single = run_py(*overrides)
     assert single.returncode == 3, single.stdout[-2000:] + single.stderr[-2000:]
     lines = single.stderr.strip().splitlines()
-    assert lines[-1].startswith("diverged: ") and "training loss nan" in lines[-1] and "delete the directory" in lines[-1]
+    assert (
+        lines[-1].startswith("diverged: ") and "training loss nan" in lines[-1] and "delete the directory" in lines[-1]
+    )
     sweep = run_py("-m", *overrides, "name=diverging", "arch=resnet,plain")
     assert sweep.returncode == 1 and "2 runs: 2 diverged" in sweep.stdout, sweep.stdout[-2000:]
 
@@ -341,10 +382,13 @@ def test_two_sweeps_at_once_train_each_run_once(tiny_batches, tmp_path):
 # --------------------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize("damage, message", [
-    ("classes", "expected CIFAR-10's airplane"),
-    ("truncated", "cannot read CIFAR-10 batch"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("classes", "expected CIFAR-10's airplane"),
+        ("truncated", "cannot read CIFAR-10 batch"),
+    ],
+)
 def test_malformed_data_is_one_line_before_any_work(tiny_batches, tmp_path, damage, message):
     root = tmp_path / "data"
     if damage == "classes":
@@ -398,13 +442,16 @@ def interrupted_run(tiny_batches, tmp_path, monkeypatch):
     return spec, RunDir(spec.run_dir)
 
 
-@pytest.mark.parametrize("file, content, fix", [
-    ("last.ckpt", b"not a checkpoint", "move it away to restart this run from step 0, or delete"),
-    ("last.ckpt", b"", "move it away"),
-    ("metrics.csv", b"\x00\x01garbage\n1,2\n", "restore it, or delete"),
-    ("status.json", b'{"state": "runn', "delete it to let the run resume"),
-    ("config.yaml", b"arch: [unclosed", "restore it, or delete"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "file, content, fix",
+    [
+        ("last.ckpt", b"not a checkpoint", "move it away to restart this run from step 0, or delete"),
+        ("last.ckpt", b"", "move it away"),
+        ("metrics.csv", b"\x00\x01garbage\n1,2\n", "restore it, or delete"),
+        ("status.json", b'{"state": "runn', "delete it to let the run resume"),
+        ("config.yaml", b"arch: [unclosed", "restore it, or delete"),
+    ],
+)
 def test_unreadable_run_file_is_one_line_and_kept(tiny_batches, tmp_path, monkeypatch, file, content, fix):
     spec, run = interrupted_run(tiny_batches, tmp_path, monkeypatch)
     (run.path / file).write_bytes(content)

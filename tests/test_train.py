@@ -164,8 +164,14 @@ def test_bad_settings_are_one_line_from_the_command_line(tmp_path, override, mes
 def test_python_m_resnet_repro_trains_from_another_directory(tiny_batches, tmp_path):
     """The installed package's command, run from anywhere: its configs come from inside the package."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "resnet_repro", "depth=8", *tiny_overrides(tiny_batches, "exp")],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, check=False)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "resnet_repro", "depth=8", *tiny_overrides(tiny_batches, "exp")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     run = RunDir(tmp_path / "exp" / "default" / "resnet-8" / "seed0")
     assert run.status()["state"] == "done" and json.loads(run.trained_with_file.read_text())[0]["device"] == "cpu"

@@ -4,6 +4,6 @@ from resnet_repro.threads import use_project_thread_env
 
 use_project_thread_env()
 
-from resnet_repro.bench.cli import main  # after the thread environment
+from resnet_repro.bench.cli import main  # noqa: E402 (after the thread environment: OpenMP reads it once)
 
 main()

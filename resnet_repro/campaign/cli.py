@@ -12,13 +12,16 @@ from .store import HOME_ENV, CampaignError, home
 def main(argv: list[str] | None = None) -> int:
     from . import collect, launch, progress
 
-    parser = argparse.ArgumentParser(prog="python -m resnet_repro.campaign",
-                                     description="Long sweeps in the background, resumed across sessions.")  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m resnet_repro.campaign", description="Long sweeps in the background, resumed across sessions."
+    )
     parser.add_argument("command", choices=["start", "stop", "status", "pause", "continue", "collect", "_supervise"])
     parser.add_argument("name", help="the campaign: conf/campaign/<name>.yaml (start also takes a .yaml path)")
     parser.add_argument("--data-root", help="CIFAR-10 for the runs (default: $CIFAR10_ROOT or ../shared/data's copy)")
     parser.add_argument("--results", help="where finished runs are copied (default: this checkout's results/)")
-    parser.add_argument("--update-code", action="store_true", help="start: move the pinned code to this checkout's HEAD")
+    parser.add_argument(
+        "--update-code", action="store_true", help="start: move the pinned code to this checkout's HEAD"
+    )
     parser.add_argument("--no-report", action="store_true", help="collect: copy runs and write RUN.md only")
     parser.add_argument("--home", help=f"campaigns folder (default: ${HOME_ENV} or ~/resnet-repro-campaigns)")
     args = parser.parse_args(argv)

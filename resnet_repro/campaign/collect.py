@@ -77,14 +77,18 @@ def run_md(campaign: Campaign, definition: dict, experiment: str, runs: list[Run
         elapsed = hours(float(rows[-1]["elapsed_s"])) if rows else ""
         errors = f"{p['train']:.2%} / {p['test']:.2%}" if p["train"] is not None and p["test"] is not None else ""
         trained = "; ".join(environment_text(e) for e in record.environments())
-        lines.append(f"| {run.run_id} | `{' '.join(run.overrides)}` | {record.status().get('state', 'not finished')} | "
-                     f"{p['step']:,} | {elapsed} | {errors} | {trained} |")  # fmt: skip
+        lines.append(
+            f"| {run.run_id} | `{' '.join(run.overrides)}` | {record.status().get('state', 'not finished')} | "
+            f"{p['step']:,} | {elapsed} | {errors} | {trained} |"
+        )
     lines += ["", "## Sessions: machines and commits", ""]
     for e in campaign.events():
         if e["event"] == "start":
             c = e.get("cpu", {})
-            lines.append(f"- {e['time']} start on {e['host']}: {c.get('name')} (family {c.get('family')} model "
-                         f"{c.get('model')}, {c.get('cores')} cores; {c.get('simd')}), code {e.get('commit', '')[:10]}")  # fmt: skip
+            lines.append(
+                f"- {e['time']} start on {e['host']}: {c.get('name')} (family {c.get('family')} model "
+                f"{c.get('model')}, {c.get('cores')} cores; {c.get('simd')}), code {e.get('commit', '')[:10]}"
+            )
         elif e["event"] == "stop":
             lines.append(f"- {e['time']} stop: {e.get('reason')}")
         elif e["event"] == "run exit" and e["run"].startswith(experiment + "/"):

@@ -49,8 +49,15 @@ def plan_runs(run_lines: list[str], runs_dir: Path, data_root: Path) -> list[dic
             spec = resolve(cfg)
         except ConfigError as e:
             raise CampaignError(f"run '{line}': {e}") from None
-        planned.append({"overrides": line.split(), "experiment": str(cfg.name), "run_id": spec.run_id,
-                        "depth": spec.net.depth, "steps": spec.steps})  # fmt: skip
+        planned.append(
+            {
+                "overrides": line.split(),
+                "experiment": str(cfg.name),
+                "run_id": spec.run_id,
+                "depth": spec.net.depth,
+                "steps": spec.steps,
+            }
+        )
     labels = [f"{r['experiment']}/{r['run_id']}" for r in planned]
     if len(set(labels)) != len(labels):
         raise CampaignError(f"two runs of the campaign share a directory: {labels}; make each run distinct")
@@ -60,7 +67,9 @@ def plan_runs(run_lines: list[str], runs_dir: Path, data_root: Path) -> list[dic
 def git(*args: str, cwd: Path) -> str:
     done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
     if done.returncode:
-        raise CampaignError(f"git {' '.join(args)} failed in {cwd}: {done.stderr.strip()[-300:]}; campaigns run from a git checkout")  # fmt: skip
+        raise CampaignError(
+            f"git {' '.join(args)} failed in {cwd}: {done.stderr.strip()[-300:]}; campaigns run from a git checkout"
+        )
     return done.stdout.strip()
 
 
@@ -90,7 +99,9 @@ def start(name: str, data_root: str | None, results: str | None, update_code: bo
     spec = previous["spec"] if "spec" in previous and not definition_path(name).is_file() else load_definition(name)
     name = campaign.name
     if pid := campaign.supervisor_pid():
-        print(f"campaign {name} is already running (supervisor pid {pid}); status: python -m resnet_repro.campaign status {name}")  # fmt: skip
+        print(
+            f"campaign {name} is already running (supervisor pid {pid}); status: python -m resnet_repro.campaign status {name}"
+        )
         return 0
     data = Path(data_root or previous.get("data_root") or default_data_root()).expanduser().resolve()
     if not data.exists():
@@ -99,8 +110,16 @@ def start(name: str, data_root: str | None, results: str | None, update_code: bo
     runs = plan_runs(spec["runs"], campaign.runs_dir, data)
     campaign.dir.mkdir(parents=True, exist_ok=True)
     commit = pin_code(campaign, update_code)
-    definition = {"name": name, "runs": runs, "jobs": spec["jobs"], "threads": spec["threads"], "data_root": str(data),
-                  "results_dir": str(results_dir), "commit": commit, "spec": spec}  # fmt: skip
+    definition = {
+        "name": name,
+        "runs": runs,
+        "jobs": spec["jobs"],
+        "threads": spec["threads"],
+        "data_root": str(data),
+        "results_dir": str(results_dir),
+        "commit": commit,
+        "spec": spec,
+    }
     campaign.definition_file.write_text(json.dumps(definition, indent=1) + "\n")
     campaign.logs.mkdir(exist_ok=True)
     log = open(campaign.logs / "supervisor.log", "a")
@@ -108,19 +127,27 @@ def start(name: str, data_root: str | None, results: str | None, update_code: bo
     # (tests and editing keep the CPU when they need it), the pinned code first on sys.path.
     process = subprocess.Popen(
         [sys.executable, "-m", "resnet_repro.campaign", "_supervise", name, "--home", str(campaign.dir.parent)],
-        cwd=campaign.code, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True, preexec_fn=lambda: os.nice(19),
-    )  # fmt: skip
+        cwd=campaign.code,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=lambda: os.nice(19),
+    )
     for _ in range(100):  # wait for it to claim the pid file, so `status` right after is true
         if campaign.supervisor_pid() == process.pid or process.poll() is not None:
             break
         time.sleep(0.1)
     if process.poll() is not None:
-        raise CampaignError(f"the supervisor exited at once (code {process.returncode}); see {campaign.logs / 'supervisor.log'}")  # fmt: skip
-    print(f"campaign {name}: started (pid {process.pid}, nice 19, code {commit[:10]}), "
-          f"{len(runs)} runs, {spec['jobs']} at a time, {spec['threads']} thread(s) each\n"
-          f"  status: python -m resnet_repro.campaign status {name}\n"
-          f"  stop:   python -m resnet_repro.campaign stop {name}")  # fmt: skip
+        raise CampaignError(
+            f"the supervisor exited at once (code {process.returncode}); see {campaign.logs / 'supervisor.log'}"
+        )
+    print(
+        f"campaign {name}: started (pid {process.pid}, nice 19, code {commit[:10]}), "
+        f"{len(runs)} runs, {spec['jobs']} at a time, {spec['threads']} thread(s) each\n"
+        f"  status: python -m resnet_repro.campaign status {name}\n"
+        f"  stop:   python -m resnet_repro.campaign stop {name}"
+    )
     return 0
 
 
@@ -147,21 +174,36 @@ def supervise(name: str, root: Path) -> int:
     while (pending and not stopping) or children:
         while pending and not stopping and len(children) < definition["jobs"]:
             run = pending.pop(0)
-            command = [sys.executable, "run.py", *run.overrides, f"out_dir={campaign.runs_dir}",
-                       f"data.root={definition['data_root']}", f"trainer.threads={definition['threads']}",
-                       "trainer.progress_bar=false", "report=false"]  # fmt: skip
+            command = [
+                sys.executable,
+                "run.py",
+                *run.overrides,
+                f"out_dir={campaign.runs_dir}",
+                f"data.root={definition['data_root']}",
+                f"trainer.threads={definition['threads']}",
+                "trainer.progress_bar=false",
+                "report=false",
+            ]
             log = open(campaign.logs / f"{run.label.replace('/', '_')}.log", "a")
-            children[run] = subprocess.Popen(command, cwd=campaign.code, env=env, stdin=subprocess.DEVNULL,
-                                             stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-            campaign.event("run start", run=run.label, pid=children[run].pid, step=campaign.run_status(run).get("step", 0))  # fmt: skip
+            children[run] = subprocess.Popen(
+                command, cwd=campaign.code, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
+            campaign.event(
+                "run start", run=run.label, pid=children[run].pid, step=campaign.run_status(run).get("step", 0)
+            )
         time.sleep(2)
         for run, child in list(children.items()):
             if child.poll() is None:
                 continue
             del children[run]
             state = campaign.run_state(run)
-            campaign.event("run exit", run=run.label, code=child.returncode, state=state,
-                           step=campaign.run_status(run).get("step", 0))  # fmt: skip
+            campaign.event(
+                "run exit",
+                run=run.label,
+                code=child.returncode,
+                state=state,
+                step=campaign.run_status(run).get("step", 0),
+            )
             if campaign.finished(run):
                 try:
                     copy_record(campaign, run, Path(definition["results_dir"]))

@@ -47,8 +47,10 @@ def status(name: str, root: Path | None = None) -> None:
     definition = campaign.definition()
     pid = campaign.supervisor_pid()
     state = "not running" if pid is None else ("paused" if campaign.paused(pid) else f"running (pid {pid}, nice 19)")
-    print(f"campaign {name}: {state}; code {definition['commit'][:10]}; {definition['jobs']} at a time, "
-          f"{definition['threads']} thread(s) each; runs in {campaign.runs_dir}")  # fmt: skip
+    print(
+        f"campaign {name}: {state}; code {definition['commit'][:10]}; {definition['jobs']} at a time, "
+        f"{definition['threads']} thread(s) each; runs in {campaign.runs_dir}"
+    )
     runs: list[tuple[Run, dict, str]] = []
     rates: dict[int, float] = {}  # seconds per iteration by depth, measured; for runs not started
     for run in campaign.runs():
@@ -69,6 +71,8 @@ def status(name: str, root: Path | None = None) -> None:
         when = f"  ETA {hours(eta)}" if eta else ""
         print(f"  {run.label:28s} {state:9s} step {p['step']:>6,}/{run.steps:<6,}{errors}{speed}{when}")
     finished = sum(state in ("done", "diverged") for _, _, state in runs)
-    print(f"  {len(runs)} runs: {finished} finished; iterations {steps_done:,} of {steps_all:,} "
-          f"({steps_done / steps_all:.0%}); about {hours(seconds_left / definition['jobs'])} of compute left "
-          f"at the measured rates" + ("" if rates else " (no rate measured yet)"))  # fmt: skip
+    print(
+        f"  {len(runs)} runs: {finished} finished; iterations {steps_done:,} of {steps_all:,} "
+        f"({steps_done / steps_all:.0%}); about {hours(seconds_left / definition['jobs'])} of compute left "
+        f"at the measured rates" + ("" if rates else " (no rate measured yet)")
+    )

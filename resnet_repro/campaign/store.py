@@ -29,8 +29,13 @@ def now() -> str:
 def cpu() -> dict:
     """The CPU this process runs on, as the results name it: model name, family/model, SIMD flags."""
     this = read_cpu()
-    return {"name": this.name or "unknown", "family": this.family or "?", "model": this.model or "?",
-            "cores": usable_cores(), "simd": " ".join(this.simd)}  # fmt: skip
+    return {
+        "name": this.name or "unknown",
+        "family": this.family or "?",
+        "model": this.model or "?",
+        "cores": usable_cores(),
+        "simd": " ".join(this.simd),
+    }
 
 
 @dataclass(frozen=True)
@@ -69,8 +74,10 @@ class Campaign:
             ) from None
 
     def runs(self) -> list[Run]:
-        return [Run(tuple(r["overrides"]), r["experiment"], r["run_id"], r["depth"], r["steps"])
-                for r in self.definition()["runs"]]  # fmt: skip
+        return [
+            Run(tuple(r["overrides"]), r["experiment"], r["run_id"], r["depth"], r["steps"])
+            for r in self.definition()["runs"]
+        ]
 
     # ---- runs
     def run_dir(self, run: Run) -> Path:
