@@ -195,6 +195,21 @@ def build_module(spec: RunSpec) -> Classifier:
     )
 
 
+def training_batches(spec: RunSpec, split, device, start_step=None) -> TrainBatches:
+    """The run's stream of augmented training batches on `device` (bench.py times this same stream);
+    `start_step` says where a resumed run is, so the stream continues exactly."""
+    return TrainBatches(
+        split.train_images,
+        split.train_labels,
+        split.mean_image,
+        spec.batch_size,
+        spec.seed,
+        start_step=start_step or (lambda: 0),
+        device=device,
+        channels_last=spec.trainer.channels_last,
+    )
+
+
 def build_trainer(spec: RunSpec, root_dir, callbacks: list | None = None, device: int | None = None) -> pl.Trainer:
     """The Trainer a run uses (bench.py times this same setup); `callbacks` come after the progress bar.
     `device`: the index of the GPU to use (devices.py claims it), None for the accelerator's first."""
@@ -238,16 +253,7 @@ def _fit_model(spec: RunSpec, run: RunDir, split, resume, gpu: int | None) -> st
     trainer = build_trainer(spec, run.path, device=gpu)
     device = trainer.strategy.root_device
     channels_last = spec.trainer.channels_last
-    train_batches = TrainBatches(
-        split.train_images,
-        split.train_labels,
-        split.mean_image,
-        spec.batch_size,
-        spec.seed,
-        start_step=lambda: trainer.global_step,
-        device=device,
-        channels_last=channels_last,
-    )
+    train_batches = training_batches(spec, split, device, start_step=lambda: trainer.global_step)
     eval_args = {
         "mean_image": split.mean_image,
         "batch_size": spec.trainer.eval_batch_size,

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from ..config import RunSpec
-from ..data import Split, TrainBatches
-from ..train import build_module, build_trainer
+from ..data import Split
+from ..train import build_module, build_trainer, training_batches
 from .paths import BARE_LOOP, PROJECT, TimedPath
 from .reference import sync
 
@@ -87,16 +87,7 @@ class ProjectPath:
         clock = _Clock(warmup, steps, resolved_device(spec))
         threads = torch.get_num_threads()
         trainer = build_trainer(spec, self.root_dir, callbacks=[clock])
-        batches = TrainBatches(
-            split.train_images,
-            split.train_labels,
-            split.mean_image,
-            spec.batch_size,
-            spec.seed,
-            start_step=lambda: trainer.global_step,
-            device=trainer.strategy.root_device,
-            channels_last=spec.trainer.channels_last,
-        )
+        batches = training_batches(spec, split, trainer.strategy.root_device, start_step=lambda: trainer.global_step)
         try:
             with quiet():
                 trainer.fit(self.module, train_dataloaders=batches)
@@ -123,15 +114,7 @@ class BareLoop:
         module = self.module.to(self.device).train()
         configured = module.configure_optimizers()
         optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
-        batches = TrainBatches(
-            split.train_images,
-            split.train_labels,
-            split.mean_image,
-            spec.batch_size,
-            spec.seed,
-            device=self.device,
-            channels_last=spec.trainer.channels_last,
-        )
+        batches = training_batches(spec, split, self.device)
         batches, start = iter(batches), None
         for i in range(warmup + steps):
             images, labels = next(batches)
