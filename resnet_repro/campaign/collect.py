@@ -73,8 +73,7 @@ def run_md(campaign: Campaign, definition: dict, experiment: str, runs: list[Run
     for run in runs:
         folder = Path(definition["results_dir"]) / experiment / "runs" / run.run_id
         p, record = progress(folder), RunDir(folder)
-        rows = record.read_metrics() if record.metrics_file.is_file() else []
-        elapsed = hours(float(rows[-1]["elapsed_s"])) if rows else ""
+        elapsed = hours(p["elapsed_s"]) if p["elapsed_s"] else ""
         errors = f"{p['train']:.2%} / {p['test']:.2%}" if p["train"] is not None and p["test"] is not None else ""
         trained = "; ".join(environment_text(e) for e in record.environments())
         lines.append(

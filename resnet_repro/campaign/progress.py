@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
+from ..runs import RunDir, RunFileError
 from .store import Campaign, Run
 
 
 def progress(run_dir: Path) -> dict:
-    """Step, seconds per iteration (evaluations included) and the latest errors of a run, from its files."""
-    out = {"step": 0, "s_per_it": None, "train": None, "test": None}
+    """Step, seconds per iteration (evaluations included), elapsed seconds and the latest errors of a run."""
+    out = {"step": 0, "s_per_it": None, "elapsed_s": None, "train": None, "test": None}
     try:
-        with open(run_dir / "metrics.csv", newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError:
+        rows = RunDir(run_dir).read_metrics()
+    except RunFileError:  # a damaged file: the run itself says so, in one line, when it resumes
         return out
-    try:
-        for row in rows:  # metrics rows come every log_every steps (status.json only at checkpoints)
-            out[row["split"]] = float(row["error"])
-            out["step"] = max(out["step"], int(row["step"]))
-        timed = [(int(r["step"]), float(r["elapsed_s"])) for r in rows if r["split"] == "train"]
-    except (KeyError, ValueError):  # a damaged file: the run itself will say so when it resumes
-        return out
+    for row in rows:  # metrics rows come every log_every steps (status.json only at checkpoints)
+        out[row["split"]] = float(row["error"])
+        out["step"] = max(out["step"], row["step"])
+        out["elapsed_s"] = float(row["elapsed_s"])
+    timed = [(r["step"], float(r["elapsed_s"])) for r in rows if r["split"] == "train"]
     if len(timed) >= 2:  # the latest stretch: the machine may have changed since the first
         (s0, t0), (s1, t1) = timed[max(0, len(timed) - 20)], timed[-1]
         if s1 > s0 and t1 > t0:
