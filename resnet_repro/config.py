@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import functools
 import math
+import os
 import re
 from pathlib import Path
 
@@ -99,6 +100,20 @@ def hydra_error_line(error: Exception) -> str:
 # --------------------------------------------------------------------------- the run's description
 
 
+# A sweep's folder under out_dir: one path component, so that no name reaches outside out_dir.
+NAME = re.compile(r"[\w.=,-]+")
+
+
+def check_name(name) -> str:
+    """`name` as a folder of out_dir (ConfigError, naming the fix, for one that would reach elsewhere)."""
+    if not isinstance(name, (str, int)) or not NAME.fullmatch(str(name)) or str(name) in (".", ".."):
+        raise ConfigError(
+            f"name={name} must be one folder name inside out_dir (letters, digits, - _ . = , but not . or ..), "
+            f"e.g. name=fig6; to write elsewhere, set out_dir="
+        )
+    return str(name)
+
+
 # warmup.enabled=auto: the paper warms up ResNet-110 (lr 0.01 until training error < 80%), and says
 # 0.1 is too large to start converging at that depth; deeper nets (1202) get the same.
 WARMUP_AUTO_MIN_DEPTH = 110
@@ -110,7 +125,9 @@ def resolve(cfg: DictConfig, check_data: bool = True) -> RunSpec:
     try:
         config = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as e:  # an interpolation that cannot be resolved
-        raise ConfigError(f"cannot resolve the config: {str(e).splitlines()[0]}") from None
+        raise ConfigError(
+            f"cannot resolve the config: {str(e).splitlines()[0]}; check the ${{...}} in the overrides"
+        ) from None
     config = {k: v for k, v in config.items() if k != "hydra"}
     unknown = sorted(set(flatten(config)) - set(defaults()))
     if unknown:
@@ -120,6 +137,12 @@ def resolve(cfg: DictConfig, check_data: bool = True) -> RunSpec:
             f"{_did_you_mean(key, flatten(config)[key])} (or remove it)"
         )
     c = _Checker(flatten(config))
+    sweep_dir = Path(str(c.raw("out_dir"))) / check_name(c.raw("name"))
+    run_dir = Path(str(c.raw("run_dir")))
+    if Path(os.path.normpath(sweep_dir)) not in Path(os.path.normpath(run_dir)).parents:  # run_id=, run_dir= by hand
+        raise ConfigError(
+            f"run_dir={run_dir} is not inside out_dir/name ({sweep_dir}); choose where runs go with out_dir= and name="
+        )
     try:
         net = Net.of(c.raw("arch"), c.raw("depth"), c.raw("shortcut"))
     except ValueError as e:
@@ -183,7 +206,7 @@ def resolve(cfg: DictConfig, check_data: bool = True) -> RunSpec:
         data=data,
         trainer=trainer,
         run_id=str(c.raw("run_id")),
-        run_dir=Path(str(c.raw("run_dir"))),
+        run_dir=run_dir,
         report=c.flag("report"),
         config=config,
     )

@@ -4,7 +4,9 @@ A run's directory is a function of its config (`<out_dir>/<name>/<arch>-<depth>[
 so re-running a sweep finds its own runs. Each holds:
 
     config.yaml   the resolved config it was made with
-    status.json   {"state": running | done | failed | diverged, "step": ..., ...}
+    status.json   {"state": running | stopped | done | failed | diverged, "step": ..., "pid", "host", ...}:
+                  running (with the pid and host of its process: `status_text` tells a killed run, whose
+                  process is gone, from a live one), stopped (by SIGTERM or Ctrl-C, checkpointed at "step")
     metrics.csv   one row per (step, split): error, loss, lr, elapsed seconds
     last.ckpt     the latest checkpoint (written atomically)
     weights.pt    a finished run's final network weights alone (what a collected run keeps of last.ckpt)
@@ -39,7 +41,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .models import net_name, resolve_shortcut
 
-STATES = ("running", "done", "failed", "diverged")
+STATES = ("running", "stopped", "done", "failed", "diverged")
 METRIC_COLUMNS = ("step", "split", "error", "loss", "lr", "elapsed_s")
 
 # The config names a run's directory through this resolver: run_id: ${run_name:${arch},${depth},${shortcut}}/seed${seed}
@@ -124,6 +126,39 @@ def flatten(d: dict, prefix: str = "") -> dict:
         else:
             out[f"{prefix}{k}"] = v
     return out
+
+
+def process_alive(pid, host) -> bool | None:
+    """Whether process `pid` on `host` still runs; None where this machine cannot tell (another host, no pid).
+    A pid the system has since given to another process reads as alive: a reader may call a killed run
+    running, never the other way round."""
+    if not isinstance(pid, int) or host != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def status_text(status: dict) -> str:
+    """A run's status.json in words, telling a run whose process was killed from one still running:
+    "running at step 40 (pid 123 on node1)", "killed at step 40 (its process, pid 123 on node1, is gone)",
+    "stopped at step 40 by SIGINT", "failed at step 40 (ValueError: ...)", "new" without a status."""
+    state = status.get("state", "new")
+    at = f" at step {status['step']}" if isinstance(status.get("step"), int) else ""
+    if state == "running":
+        process = f"pid {status.get('pid', '?')} on {status.get('host', '?')}"
+        alive = process_alive(status.get("pid"), status.get("host"))
+        if alive is False:
+            return f"killed{at} (its process, {process}, is gone)"
+        return f"running{at} ({process}{'' if alive else '; another machine: cannot tell whether it still runs'})"
+    if state == "stopped":
+        return f"stopped{at} by {status.get('signal', 'a signal')}"
+    reason = status.get("reason") or status.get("error")
+    return f"{state}{at}" + (f" ({reason})" if reason else "")
 
 
 def code_commit() -> str:
@@ -314,14 +349,14 @@ class RunDir:
             ) from None
         return step
 
-    def check_resume(self, steps: int, log_every: int) -> bool:
+    def check_resume(self, steps: int, log_every: int) -> int | None:
         """Everything a resume reads, checked before any work (RunFileError, one line, naming the file and
         the fix): the metrics, the checkpoint, and that they agree. A run logs its metrics at a log point
-        before it checkpoints there, so the metrics reach the checkpoint's last log point. True if there
-        is a checkpoint to resume from."""
+        before it checkpoints there, so the metrics reach the checkpoint's last log point. The step to
+        resume from, or None if there is no checkpoint."""
         rows = self.read_metrics()
         if not self.checkpoint.is_file():
-            return False
+            return None
         step = self.check_checkpoint(steps)
         logged = max((r["step"] for r in rows), default=0)
         if logged < step - step % log_every:
@@ -329,7 +364,7 @@ class RunDir:
                 f"{self.metrics_file} ends at step {logged} but {self.checkpoint.name} is at step {step}: rows are "
                 f"missing; restore the metrics file, or move the checkpoint away to restart the run from step 0"
             )
-        return True
+        return step
 
     def remove_partial_writes(self) -> None:
         """Delete the temporary files of writers killed mid-write. Only the process holding the

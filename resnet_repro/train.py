@@ -10,8 +10,11 @@ import logging
 import math
 import os
 import signal
+import sys
+import threading
 import time
 import traceback
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
@@ -20,11 +23,11 @@ from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from .config import ConfigError, RunSpec, cpu_name, resolve
-from .data import DataError, EvalBatches, TrainBatches, load_cifar10, split_cifar10
+from .data import DataError, EvalBatches, Split, TrainBatches, load_cifar10, split_cifar10
 from .devices import gpu_slot, use_float32_precision
 from .module import Classifier
 from .progress import progress_callbacks
-from .runs import RunDir, atomic_write, code_commit, flatten
+from .runs import RunDir, atomic_write, code_commit, flatten, status_text
 
 __all__ = ["ConfigError", "RunSpec", "build_module", "build_trainer", "check_config", "train", "trained_with"]
 
@@ -57,12 +60,13 @@ class RunRecorder(pl.Callback):
     counters) is in the checkpoint, and the data stream is a function of the step, so a run
     resumed from step k computes what an uninterrupted one computes after step k."""
 
-    def __init__(self, run: RunDir, spec: RunSpec, val: EvalBatches | None, test: EvalBatches):
-        self.run, self.spec, self.val, self.test = run, spec, val, test
+    def __init__(self, run: RunDir, spec: RunSpec, val: EvalBatches | None, test: EvalBatches, ctrl_c: CtrlC):
+        self.run, self.spec, self.val, self.test, self.ctrl_c = run, spec, val, test, ctrl_c
         self.rows: list[dict] = []
         self.started = time.monotonic()
         self.elapsed_before = 0.0
         self.diverged = False
+        self.stopped_by: str | None = None  # the signal the run stopped on, once checkpointed
 
     def on_train_start(self, trainer, module):
         # The directory is bound to its config once training starts, not before: a run that fails
@@ -75,6 +79,7 @@ class RunRecorder(pl.Callback):
         self.elapsed_before = float(self.rows[-1]["elapsed_s"]) if self.rows else 0.0
         self.started = time.monotonic()
         self.run.set_status("running", step=step, steps=self.spec.steps, pid=os.getpid())
+        self.ctrl_c.training = True  # from now on, Ctrl-C stops at the end of a step
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         step = trainer.global_step
@@ -84,10 +89,16 @@ class RunRecorder(pl.Callback):
             self.log_point(trainer, module, step, evaluate)
         if self.diverged:
             return
-        # On SIGTERM (a Slurm preemption, `kill`) Lightning stops after this step: keep it.
-        if step % self.spec.trainer.checkpoint_every == 0 or final or trainer.received_sigterm:
+        # On SIGTERM (a Slurm preemption, `kill`) Lightning stops after this step; on Ctrl-C we do: keep it.
+        stop = "SIGTERM" if trainer.received_sigterm else "SIGINT" if self.ctrl_c.pressed else None
+        if step % self.spec.trainer.checkpoint_every == 0 or final or stop:
             self.run.write_checkpoint(lambda path: trainer.save_checkpoint(path, weights_only=False))
-            self.run.set_status("running", step=step, steps=self.spec.steps, pid=os.getpid())
+            if stop and not final:
+                self.stopped_by = stop
+                self.run.set_status("stopped", step=step, steps=self.spec.steps, signal=stop)
+                trainer.should_stop = True  # Ctrl-C; on SIGTERM Lightning raises SIGTERMException next
+            else:
+                self.run.set_status("running", step=step, steps=self.spec.steps, pid=os.getpid())
 
     def log_point(self, trainer, module, step, evaluate: bool):
         elapsed = self.elapsed_before + time.monotonic() - self.started
@@ -122,11 +133,30 @@ class RunRecorder(pl.Callback):
 
 
 def train(spec: RunSpec) -> str:
-    """Train (or resume, or skip) the run `spec` describes; returns its final state."""
+    """Train (or resume, or skip) the run `spec` describes; returns its final state. Stopped by SIGTERM or
+    Ctrl-C, it keeps the step it is on (status "stopped") and exits 143 or 130 (SystemExit), saying so in a line."""
     run = RunDir(spec.run_dir)
     run.check_config(spec.config)
     if finished := _finished(run):
         return finished
+    with CtrlC() as ctrl_c:
+        try:
+            state = _train(spec, run, ctrl_c)
+        except SIGTERMException:
+            # Lightning stopped at the end of a step, and the checkpoint holds that step. Exit as a
+            # process killed by SIGTERM does: a scheduler or a shell must not take the run for finished.
+            _say_stopped(run, signal.SIGTERM)
+        except (KeyboardInterrupt, SystemExit) as e:  # Lightning turns a KeyboardInterrupt into exit 1
+            if isinstance(e, SystemExit) and not ctrl_c.pressed:
+                raise
+            _say_stopped(run, signal.SIGINT)
+    if state == "stopped":  # by Ctrl-C, at the end of a step
+        _say_stopped(run, signal.SIGINT)
+    return state
+
+
+def _train(spec: RunSpec, run: RunDir, ctrl_c: CtrlC) -> str:
+    made = [p for p in (run.path, *run.path.parents) if not p.exists()]  # the folders made for this run
     run.path.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(run.lock_file))
     try:
@@ -139,9 +169,36 @@ def train(spec: RunSpec) -> str:
         if finished := _finished(run):
             return finished
         with gpu_slot(spec.trainer) as gpu:  # None on a CPU; else the GPU this run has to itself (or shares k ways)
-            return _fit(spec, run, gpu)
+            return _fit(spec, run, gpu, ctrl_c)
+    except ConfigError:  # the data refused the run (or a setting that does not fit it): a new run leaves nothing
+        if made:
+            _unmake(run, made)
+        raise
     finally:
         lock.release()
+
+
+def _unmake(run: RunDir, made: list[Path]) -> None:
+    """Remove what was made for a run that was then refused (its lock and dataset.txt, and the folders made
+    for it), while its lock is held; a folder something else has written into since is left."""
+    for path in (run.lock_file, run.dataset_file):
+        path.unlink(missing_ok=True)
+    for folder in made:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def load_data(spec: RunSpec) -> Split:
+    """The run's data, split; a DataError (the data, or a setting that does not fit it) is a ConfigError."""
+    try:
+        data = load_cifar10(spec.data.root, download=spec.data.download, cache_dir=spec.data.cache_dir)
+        split = split_cifar10(data, spec.data.val_size, spec.data.split_seed)
+        training_batches(spec, split, "cpu")  # checks that batch_size fits the data (on the CPU: no copy)
+    except DataError as e:
+        raise ConfigError(str(e)) from None
+    return split
 
 
 def _finished(run: RunDir) -> str | None:
@@ -153,26 +210,60 @@ def _finished(run: RunDir) -> str | None:
     return state if state in ("done", "diverged") else None
 
 
-def _fit(spec: RunSpec, run: RunDir, gpu: int | None) -> str:
+def _fit(spec: RunSpec, run: RunDir, gpu: int | None, ctrl_c: CtrlC) -> str:
     # What a resume reads is checked before any work, and left as it is if it is broken.
-    resume = run.checkpoint if run.check_resume(spec.steps, spec.log_every) else None
+    resume_step = run.check_resume(spec.steps, spec.log_every)
+    left = status_text(run.status())  # how it was left (stopped, killed, failed), for the start line
     run.remove_partial_writes()
     try:
-        data = load_cifar10(spec.data.root, download=spec.data.download, cache_dir=spec.data.cache_dir)
-        split = split_cifar10(data, spec.data.val_size, spec.data.split_seed)
+        split = load_data(spec)
         atomic_write(run.dataset_file, split.source + "\n")  # what the data was, for the report's figures
-        return _fit_model(spec, run, split, resume, gpu)
-    except DataError as e:  # the data, or a setting that does not fit it (batch_size): bad input, when found
-        raise ConfigError(str(e)) from None
-    except SIGTERMException:
-        # Lightning stopped at the end of a step, and the checkpoint holds that step. Exit as a
-        # process killed by SIGTERM does: a scheduler or a shell must not take the run for finished.
-        print(f"[stopped] {run.path} at step {run.status().get('step')}: run the same command to resume")
-        raise SystemExit(128 + signal.SIGTERM) from None
+        state = _fit_model(spec, run, split, resume_step, left, gpu, ctrl_c)
+    except ConfigError:
+        raise
     except Exception:
         run.error_file.write_text(traceback.format_exc())
         run.set_status("failed", error=traceback.format_exc(limit=1).strip().splitlines()[-1])
         raise
+    return state
+
+
+class CtrlC:
+    """Ctrl-C (SIGINT) during training stops the run as SIGTERM does: at the end of the current step, which
+    RunRecorder checkpoints. Before training starts (the data, the model) there is nothing to keep, and a
+    second Ctrl-C is not to be made to wait: both interrupt at once (KeyboardInterrupt)."""
+
+    def __init__(self):
+        self.pressed = False  # Ctrl-C was pressed
+        self.training = False  # set by RunRecorder once training has started
+        self.previous = None
+
+    def _on_sigint(self, signum, frame):
+        self.pressed = True
+        if not self.training:
+            raise KeyboardInterrupt
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def __enter__(self) -> CtrlC:
+        if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
+            self.previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def _say_stopped(run: RunDir, signum: int):
+    """One line: where the run stopped and how to go on; then exit as a process killed by `signum` does."""
+    status = run.status() if run.path.is_dir() else {}
+    if status.get("state") == "running" and status.get("pid") == os.getpid():
+        # Interrupted mid-step (a second Ctrl-C): the checkpoint at the status's step is where it stopped.
+        run.set_status("stopped", step=status["step"], steps=status["steps"], signal=signal.Signals(signum).name)
+        status = run.status()
+    where = f"stopped at step {status['step']}" if status.get("state") == "stopped" else "stopped before training"
+    print(f"[stopped] {run.path}: {where}; run the same command to resume", file=sys.stderr, flush=True)
+    raise SystemExit(128 + signum) from None
 
 
 def build_module(spec: RunSpec) -> Classifier:
@@ -244,7 +335,9 @@ def build_trainer(spec: RunSpec, root_dir, callbacks: list | None = None, device
     )
 
 
-def _fit_model(spec: RunSpec, run: RunDir, split, resume, gpu: int | None) -> str:
+def _fit_model(
+    spec: RunSpec, run: RunDir, split: Split, resume_step: int | None, left: str, gpu: int | None, ctrl_c: CtrlC
+) -> str:
     pl.seed_everything(spec.seed, workers=False, verbose=False)
     module = build_module(spec)
     # Lightning's info banner (GPU/TPU available, a logging tip) for every run of a sweep says nothing the
@@ -263,15 +356,19 @@ def _fit_model(spec: RunSpec, run: RunDir, split, resume, gpu: int | None) -> st
     val = EvalBatches(split.val_images, split.val_labels, **eval_args) if len(split.val_labels) else None
     test = EvalBatches(split.test_images, split.test_labels, **eval_args)
     run.record_environment(trained_with(spec, gpu or 0))
-    recorder = RunRecorder(run, spec, val, test)
+    recorder = RunRecorder(run, spec, val, test, ctrl_c)
     trainer.callbacks.append(recorder)
-    print(
-        f"[{'resume' if resume else 'start'}] {run.path} on {device}, {spec.trainer.precision}, "
-        f"{'compiled' if spec.trainer.compiled else 'eager'} ({split.source})"
-    )
-    trainer.fit(module, train_dataloaders=train_batches, ckpt_path=str(resume) if resume else None)
+    how = f"on {device}, {spec.trainer.precision}, {'compiled' if spec.trainer.compiled else 'eager'} ({split.source})"
+    if resume_step is None:
+        print(f"[start] {run.path} {how}")
+    else:  # how it was left: stopped (SIGTERM, Ctrl-C), killed (its process gone), failed
+        print(f"[resume] {run.path} at step {resume_step} ({left}) {how}")
+    resume = None if resume_step is None else str(run.checkpoint)
+    trainer.fit(module, train_dataloaders=train_batches, ckpt_path=resume)
     if recorder.diverged:
         return "diverged"
+    if recorder.stopped_by:
+        return "stopped"
     if trainer.global_step < spec.steps:  # not expected: Lightning raises when it is interrupted
         raise RuntimeError(f"training stopped at step {trainer.global_step} of {spec.steps}; run it again to resume")
     # Done is said here, once the final checkpoint is in place; a run killed between the two

@@ -79,7 +79,7 @@ def test_start_stop_resume_status_collect(tmp_path, tiny_batches):
     assert stopped.returncode == 0, stopped.stderr
     assert campaign.supervisor_pid() is None
     steps = {d: json.loads((d / "status.json").read_text()) for d in run_dirs}
-    assert all(s["state"] == "running" and 0 < s["step"] < 3000 for s in steps.values()), steps
+    assert all(s["state"] == "stopped" and 0 < s["step"] < 3000 for s in steps.values()), steps
     assert "stopped" in campaign_cli("status", "tiny", *common).stdout
 
     again = campaign_cli("start", "tiny", *common)  # by name now: campaign.json remembers the definition

@@ -11,6 +11,7 @@ import pytest
 import torch
 from conftest import make_config
 from omegaconf import OmegaConf
+from test_bad_inputs import DAMAGED_READING, HEALTHY
 from test_report import fake_run
 
 from resnet_repro import analysis
@@ -19,103 +20,12 @@ from resnet_repro.report import main, make_report
 from resnet_repro.results import DamagedRunWarning, load_results, load_runs
 from resnet_repro.runs import RunDir
 
-HEALTHY = {"train": [0.5, 0.2], "val": [0.5, 0.3], "test": [0.5, 0.25]}
 
-
-def replace_cell(run: RunDir, line: int, column: str, value: str) -> None:
-    rows = run.metrics_file.read_text().splitlines()
-    cells = rows[line - 1].split(",")
-    cells[rows[0].split(",").index(column)] = value
-    rows[line - 1] = ",".join(cells)
-    run.metrics_file.write_text("\n".join(rows) + "\n")
-
-
-def old_trained_with(run: RunDir, content: bytes) -> None:
-    run.trained_with_file.unlink()  # a run made before trained_with.json
-    run.trained_with_text_file.write_bytes(content)
-
-
-# Every damage tried: (what is done to the run, the file named, words of the reason, words of the fix).
-DAMAGE = {
-    "metrics value not a number": (lambda r: replace_cell(r, 3, "error", "abc"), "metrics.csv", "line 3", "restore it"),
-    "metrics value not finite": (lambda r: replace_cell(r, 2, "lr", "inf"), "metrics.csv", "not finite", "restore it"),
-    "metrics not UTF-8": (
-        lambda r: r.metrics_file.write_bytes(b"\xff\xfe\x00garbage"),
-        "metrics.csv",
-        "unreadable",
-        "restore it",
-    ),
-    "metrics without its header": (
-        lambda r: r.metrics_file.write_text("1,2,3\n4,5,6\n"),
-        "metrics.csv",
-        "unreadable",
-        "restore it",
-    ),
-    "metrics steps going back": (lambda r: replace_cell(r, 4, "step", "1"), "metrics.csv", "comes after", "restore it"),
-    "status not JSON": (lambda r: r.status_file.write_text('{"state": "do'), "status.json", "unreadable", "delete it"),
-    "status of no known state": (
-        lambda r: r.status_file.write_text('{"state": "finished"}'),
-        "status.json",
-        "'finished'",
-        "delete it",
-    ),
-    "status not a mapping": (lambda r: r.status_file.write_text("[1, 2]"), "status.json", "not one of", "delete it"),
-    "status missing": (lambda r: r.status_file.unlink(), "status.json", "no ", "run its command again"),
-    "config not YAML": (
-        lambda r: r.config_file.write_text("arch: [plain\ndepth: 20\n"),
-        "config.yaml",
-        "unreadable",
-        "restore it",
-    ),
-    "config missing": (lambda r: r.config_file.unlink(), "config.yaml", "no ", "restore it"),
-    "config depth not a number": (
-        lambda r: r.config_file.write_text(r.config_file.read_text().replace("depth: 20", "depth: twenty")),
-        "config.yaml",
-        "does not describe a run",
-        "restore it",
-    ),
-    "config of an unknown arch": (
-        lambda r: r.config_file.write_text(r.config_file.read_text().replace("arch: plain", "arch: vgg")),
-        "config.yaml",
-        "does not describe a run",
-        "restore it",
-    ),
-    "config not a mapping": (
-        lambda r: r.config_file.write_text("- 1\n- 2\n"),
-        "config.yaml",
-        "not a run's config",
-        "restore it",
-    ),
-    "trained_with.json not JSON": (
-        lambda r: r.trained_with_file.write_text("[{"),
-        "trained_with.json",
-        "unreadable",
-        "delete it",
-    ),
-    "trained_with.json not a list": (
-        lambda r: r.trained_with_file.write_text('{"code": "c0ffee"}'),
-        "trained_with.json",
-        "not a list",
-        "delete it",
-    ),
-    "trained_with.txt not UTF-8": (
-        lambda r: old_trained_with(r, b"code \xff\xfe"),
-        "trained_with.txt",
-        "unreadable",
-        "delete it",
-    ),
-    "dataset.txt not UTF-8": (
-        lambda r: r.dataset_file.write_bytes(b"\xff\xfe CIFAR"),
-        "dataset.txt",
-        "unreadable",
-        "delete it",
-    ),
-}
-
-
-@pytest.mark.parametrize("kind", DAMAGE)
-def test_a_damaged_run_is_listed_and_the_healthy_ones_reported(tmp_path, capsys, kind):
-    damage, file, reason, fix = DAMAGE[kind]
+@pytest.mark.parametrize("kind", DAMAGED_READING)
+def test_a_damaged_run_is_listed_and_the_healthy_ones_read(tmp_path, kind):
+    """What load_results and load_runs make of each damage; what the report says of it (exit 1, the file
+    named): tests/test_bad_inputs.py, which holds the list."""
+    damage, file, reason, fix = DAMAGED_READING[kind]
     for depth in (20, 56):
         fake_run(tmp_path, "plain", depth, 0, HEALTHY)
     bad = fake_run(tmp_path, "plain", 20, 1, HEALTHY)
@@ -133,17 +43,6 @@ def test_a_damaged_run_is_listed_and_the_healthy_ones_reported(tmp_path, capsys,
         curves = load_runs(tmp_path)
     assert "hand/plain-20/seed1" in str(warned[0].message)
     pd.testing.assert_frame_equal(curves, results.curves)
-
-    assert main([str(tmp_path), "-o", str(tmp_path / "report"), "--no-figure7"]) == 1
-    out = capsys.readouterr().out
-    assert f"left out run {skipped}" in out and "this report is incomplete" in out
-    table = pd.read_csv(tmp_path / "report" / "table6.csv")  # the healthy runs, reported
-    assert table.net.tolist() == ["plain-20", "plain-56"] and table.runs.tolist() == [1, 1]
-    index = (tmp_path / "report" / "README.md").read_text()
-    assert "## Left out: this report is incomplete" in index and f"- run {skipped}" in index
-    provenance = json.loads((tmp_path / "report" / "provenance.json").read_text())
-    assert provenance["damaged_runs"] == [{"run": "hand/plain-20/seed1", "file": file, "reason": skipped.reason}]
-    assert provenance["left_out"] == [f"run {skipped}"]
 
 
 def test_a_healthy_folder_exits_0_and_says_nothing_was_left_out(tmp_path, capsys):

@@ -341,6 +341,7 @@ def test_the_claims_table_takes_figure7s_numbers(tiny_sweep):
 def test_the_index_page_shows_every_artifact_and_every_skip(hand_made):
     out, report = hand_made
     index = (out / "report" / "README.md").read_text()
+    assert index.splitlines()[1] == "# Report of `..`"  # the runs folder as seen from the report, not /tmp/...
     for path in report.written:
         if path.name != "README.md":
             assert f"]({path.name})" in index, path.name

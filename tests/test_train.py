@@ -1,4 +1,4 @@
-"""The training path end to end on tiny data: run.py sweeps, run directories, load_runs, bad input."""
+"""The training path end to end on tiny data: run.py sweeps, run directories, load_runs (bad input: test_bad_inputs.py)."""
 
 import json
 import os
@@ -87,53 +87,7 @@ def test_paper_defaults():
     assert not spec.warmup.enabled and make_spec(["depth=110"], check_data=False).warmup.enabled
 
 
-@pytest.mark.parametrize(
-    "override, message",
-    [
-        ("depth=21", r"depth=21 is not 6n\+2.*20, 32, 44, 56, 110, 1202"),
-        ("arch=vgg", "use arch=plain or arch=resnet"),
-        ("steps=0", "steps=0 must be a positive"),
-        ("batch_size=-1", "batch_size=-1 must be a positive"),
-        ("eval_every=100", "eval_every=100 is larger than steps=8"),
-        ("shortcut=C", "shortcut='C' is unknown; use shortcut=A or shortcut=B"),
-        ("batch_size=1.5", "batch_size=1.5 must be a positive whole number"),
-        # every setting is checked when the run is resolved, each in one line naming the fix
-        ("trainer.compile=banana", "trainer.compile=banana is unknown; use auto, true, false"),
-        ("trainer.precision=fp8", "trainer.precision=fp8 is unknown; use auto, 32-true .* or bf16-mixed"),
-        ("trainer.accelerator=tpu", "trainer.accelerator=tpu is unknown; use auto, cpu, cuda"),
-        ("trainer.threads=-1", "trainer.threads=-1 must be a positive whole number, or null"),
-        (
-            "trainer.channels_last=maybe",
-            r"trainer.channels_last=maybe must be true or false \(default: trainer.channels_last=True\)",
-        ),
-        ("trainer.eval_batch_size=0", "trainer.eval_batch_size=0 must be a positive whole number"),
-        ("seed=abc", r"seed=abc must be a whole number from 0 to 4294967295 \(default: seed=0\)"),
-        ("seed=-1", "seed=-1 must be a whole number from 0"),
-        ("optim.lr=-0.1", r"optim.lr=-0.1 must be a number > 0 \(default: optim.lr=0.1\)"),
-        ("optim.lr=nan", "optim.lr=nan must be a number > 0"),
-        ("optim.lr=inf", "optim.lr=inf must be a number > 0"),
-        ("optim.momentum=1.5", "optim.momentum=1.5 must be a number >= 0 and < 1"),
-        ("optim.weight_decay=-1", "optim.weight_decay=-1 must be a number >= 0"),
-        ("optim.lr_decay=0", "optim.lr_decay=0 must be a number > 0 and <= 1"),
-        ("optim.lr_milestones=[0.5,2]", r"optim.lr_milestones=\[0.5, 2\] must be a list of fractions of steps"),
-        ("warmup.enabled=maybe", "warmup.enabled=maybe must be auto, true or false"),
-        ("warmup.lr=0", "warmup.lr=0 must be a number > 0"),
-        ("data.val_size=-1", "data.val_size=-1 must be a whole number from 0"),
-        ("data.download=maybe", "data.download=maybe must be true or false"),
-        ("report=maybe", "report=maybe must be true or false"),
-        # keys the project does not read: Hydra's message, or ours for an added one, with the nearest key
-        ("dept=20", "Could not override 'dept'. Key 'dept' is not in struct; did you mean depth=20"),
-        ("trainer.precison=32-true", "Could not override 'trainer.precison'.*did you mean trainer.precision=32-true"),
-        ("+dept=20", "dept is not a setting of this project.*did you mean depth=20"),
-        ("+trainer.cuda=true", "trainer.cuda is not a setting of this project"),
-        ("experiment=nope", "Could not find 'experiment/nope' Available options in 'experiment': paper, quick, tenth"),
-    ],
-)
-def test_bad_settings_fail_before_any_work(tiny_batches, tmp_path, override, message):
-    with pytest.raises(ConfigError, match=message) as refused:
-        resolve(make_config([*tiny_overrides(tiny_batches, tmp_path), override]))
-    assert "\n" not in str(refused.value)
-    assert not (tmp_path / "default").exists()
+# Bad settings, each refused in one line through the command line: tests/test_bad_inputs.py.
 
 
 def test_cuda_is_refused_where_there_is_none(monkeypatch):
@@ -143,22 +97,6 @@ def test_cuda_is_refused_where_there_is_none(monkeypatch):
     ):
         make_spec(["trainer.accelerator=cuda"], check_data=False)
     assert make_spec(["trainer.accelerator=auto"], check_data=False).trainer.accelerator == "cpu"
-
-
-@pytest.mark.parametrize(
-    "override, message",
-    [
-        ("dept=20", "did you mean depth=20?"),
-        ("+foo=1", "foo is not a setting of this project"),
-        ("trainer.compile=banana", "trainer.compile=banana is unknown"),
-        ("seed=abc", "seed=abc must be a whole number"),
-    ],
-)
-def test_bad_settings_are_one_line_from_the_command_line(tmp_path, override, message):
-    result = run_py(override, f"out_dir={tmp_path}", *(["-m"] if override == "dept=20" else []))
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and message in result.stderr
-    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # Hydra may make the run's folder; nothing is written
 
 
 def test_python_m_resnet_repro_trains_from_another_directory(tiny_batches, tmp_path):
@@ -175,16 +113,6 @@ def test_python_m_resnet_repro_trains_from_another_directory(tiny_batches, tmp_p
     assert result.returncode == 0, result.stderr[-3000:]
     run = RunDir(tmp_path / "exp" / "default" / "resnet-8" / "seed0")
     assert run.status()["state"] == "done" and json.loads(run.trained_with_file.read_text())[0]["device"] == "cpu"
-
-
-def test_bad_input_is_one_line_from_the_command_line(tmp_path):
-    result = run_py("depth=21", f"out_dir={tmp_path}")
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
-    assert "not 6n+2" in result.stderr
-    missing = run_py(f"data.root={tmp_path / 'nowhere'}", f"out_dir={tmp_path}")
-    assert missing.returncode == 2 and "data.download=true" in missing.stderr
-    assert len(missing.stderr.strip().splitlines()) == 1
 
 
 def test_progress_in_a_job_log_is_a_line_every_tenth(tiny_batches, tmp_path, monkeypatch, capsys):

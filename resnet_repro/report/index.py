@@ -8,6 +8,7 @@ what was skipped and why, and sums up the provenance
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,7 +40,13 @@ DATA_FILES = {
 def index_markdown(report: Report, nets: list[NetRuns], root: Path, command: str) -> str:
     written = {p.name for p in report.written}
     drawn = [n for n in nets if len(n.usable)]
-    lines = [MARKER, f"# Report of `{root}`", "", f"Made by `{command}` (report code {report.commit}).", ""]
+    lines = [
+        MARKER,
+        f"# Report of `{_shown(root, report.out_dir)}`",
+        "",
+        f"Made by `{command}` (report code {report.commit}).",
+        "",
+    ]
     if report.left_out:  # first: a reader must know the report is incomplete before reading its numbers
         lines += ["## Left out: this report is incomplete", ""]
         lines += [
@@ -75,6 +82,15 @@ def index_markdown(report: Report, nets: list[NetRuns], root: Path, command: str
     if report.notes:
         lines += ["## Notes", ""] + [f"- {line}" for line in report.notes] + [""]
     return "\n".join(lines)
+
+
+def _shown(root: Path, out_dir: Path) -> str:
+    """The runs folder as a reader of the report folder finds it: relative to it (a committed report
+    must not name the machine's absolute path), absolute only when the two share no parent."""
+    try:
+        return os.path.relpath(Path(root).resolve(), Path(out_dir).resolve())
+    except ValueError:  # another drive (Windows)
+        return str(root)
 
 
 def write_index(report: Report, nets: list[NetRuns], root: Path, command: str) -> None:

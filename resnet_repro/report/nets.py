@@ -22,8 +22,8 @@ from ..runs import configuration, run_settings
 
 # Settings that only change how often things are measured, not what is learned like the paper.
 NOT_THE_PAPERS = {"eval_every", "log_every", "warmup.check_every"}
-# Runs drawn: finished ones, and those still training (the legend says how far they are); not failed or diverged.
-DRAWN = ("done", "running")
+# Runs drawn: finished ones, and those still training or stopped (the legend says how far they are); not failed or diverged.
+DRAWN = ("done", "running", "stopped")
 
 
 @dataclass

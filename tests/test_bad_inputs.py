@@ -1,0 +1,414 @@
+"""Every bad input and fault tried, in one list each: what is given, the exit status, and a fragment of the
+one line that says what is wrong and the fix (issue #15, item 8).
+
+Most cases run in this process through `resnet_repro.cli.main`, the command `python run.py` runs (argv
+patched, stderr captured); a handful need a process of their own (a run that trains, a signal, what a
+fresh interpreter prints) and go through `python run.py`. Each entry is one line of data; `{data}` is a
+tiny CIFAR-10 folder, `{tmp}` the test's own folder. The damage done to run directories (on resume and on
+reading) is a function per entry.
+"""
+
+# ruff: noqa: E501 (the lists below are data: one entry a line)
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import signal
+import sys
+import tarfile
+import time
+from pathlib import Path
+from unittest import mock
+
+import pandas as pd
+import pytest
+import torch
+from conftest import make_spec, tiny_overrides
+from test_report import fake_run
+from test_resilience import (  # noqa: F401 (one_thread: one thread per process, as in the subprocesses)
+    RESUMABLE,
+    Crash,
+    crash_after_checkpoint,
+    metrics,
+    one_thread,
+    run_py,
+    start_run_py,
+    wait_for,
+)
+
+from resnet_repro import cli, report
+from resnet_repro.runs import RunDir
+from resnet_repro.train import train
+
+# --------------------------------------------------------------------------- settings, refused before any work
+
+# (arguments, exit status, fragment of the one line on stderr); the run's own arguments are tiny_overrides.
+# fmt: off
+SETTINGS = [
+    # the net
+    ("depth=21", 2, "depth=21 is not 6n+2 with n >= 1; use one of 8, 14, 20, 26, 32, ... (the paper's: 20, 32, 44, 56, 110, 1202)"),
+    ("depth=abc", 2, "depth=abc is not 6n+2 with n >= 1; use one of 8, 14, 20"),
+    ("arch=vgg", 2, "arch='vgg' is unknown; use arch=plain or arch=resnet"),
+    ("shortcut=C", 2, "shortcut='C' is unknown; use shortcut=A or shortcut=B"),
+    # the schedule
+    ("steps=0", 2, "steps=0 must be a positive whole number"),
+    ("steps=-5", 2, "steps=-5 must be a positive whole number"),
+    ("batch_size=0", 2, "batch_size=0 must be a positive whole number"),
+    ("batch_size=-1", 2, "batch_size=-1 must be a positive whole number"),
+    ("batch_size=1.5", 2, "batch_size=1.5 must be a positive whole number"),
+    ("eval_every=100", 2, "eval_every=100 is larger than steps=8; set eval_every <= steps"),
+    ("log_every=8", 2, "log_every=8 is larger than eval_every=4; set log_every <= eval_every"),
+    ("seed=abc", 2, "seed=abc must be a whole number from 0 to 4294967295 (default: seed=0)"),
+    ("seed=-1", 2, "seed=-1 must be a whole number from 0 to 4294967295"),
+    ("seed=99999999999", 2, "seed=99999999999 must be a whole number from 0 to 4294967295"),
+    # the optimizer and the warm-up
+    ("optim.lr=-0.1", 2, "optim.lr=-0.1 must be a number > 0 (default: optim.lr=0.1)"),
+    ("optim.lr=nan", 2, "optim.lr=nan must be a number > 0"),
+    ("optim.lr=inf", 2, "optim.lr=inf must be a number > 0"),
+    ("optim.lr=abc", 2, "optim.lr=abc must be a number > 0"),
+    ("optim.momentum=1.5", 2, "optim.momentum=1.5 must be a number >= 0 and < 1"),
+    ("optim.weight_decay=-1", 2, "optim.weight_decay=-1 must be a number >= 0"),
+    ("optim.lr_decay=0", 2, "optim.lr_decay=0 must be a number > 0 and <= 1"),
+    ("optim.lr_milestones=[0.5,2]", 2, "optim.lr_milestones=[0.5, 2] must be a list of fractions of steps in (0, 1]"),
+    ("optim.lr_milestones=0.5", 2, "optim.lr_milestones=0.5 must be a list of fractions of steps"),
+    ("warmup.enabled=maybe", 2, "warmup.enabled=maybe must be auto, true or false"),
+    ("warmup.lr=0", 2, "warmup.lr=0 must be a number > 0"),
+    ("warmup.check_every=0", 2, "warmup.check_every=0 must be a positive whole number"),
+    # how it computes
+    ("trainer.compile=banana", 2, "trainer.compile=banana is unknown; use auto, true, false"),
+    ("trainer.precision=fp8", 2, "trainer.precision=fp8 is unknown; use auto, 32-true (fp32, the paper's) or bf16-mixed"),
+    ("trainer.accelerator=tpu", 2, "trainer.accelerator=tpu is unknown; use auto, cpu, cuda"),
+    ("trainer.threads=-1", 2, "trainer.threads=-1 must be a positive whole number, or null"),
+    ("trainer.channels_last=maybe", 2, "trainer.channels_last=maybe must be true or false (default: trainer.channels_last=True)"),
+    ("trainer.eval_batch_size=0", 2, "trainer.eval_batch_size=0 must be a positive whole number"),
+    ("trainer.checkpoint_every=0", 2, "trainer.checkpoint_every=0 must be a positive whole number"),
+    ("trainer.progress_bar=loud", 2, "trainer.progress_bar=loud is unknown; use auto, bar, lines or false"),
+    ("trainer.logger=wandb", 2, "trainer.logger=wandb is unknown; use none or tensorboard"),
+    ("report=maybe", 2, "report=maybe must be true or false"),
+    # the data's settings
+    ("data.val_size=-1", 2, "data.val_size=-1 must be a whole number from 0"),
+    ("data.download=maybe", 2, "data.download=maybe must be true or false"),
+    ("data.root=", 2, "data.root= must be a path to CIFAR-10"),
+    # keys the project does not read: Hydra's message, or ours for an added one, with the nearest key
+    ("dept=20", 2, "Could not override 'dept'. Key 'dept' is not in struct; did you mean depth=20?"),
+    ("-m dept=20", 2, "Could not override 'dept'. Key 'dept' is not in struct; did you mean depth=20?"),
+    ("trainer.precison=32-true", 2, "Could not override 'trainer.precison'. Key 'precison' is not in struct; did you mean trainer.precision=32-true?"),
+    ("+dept=20", 2, "dept is not a setting of this project, so it would change nothing; did you mean depth=20?"),
+    ("+foo=1", 2, "foo is not a setting of this project"),
+    ("+trainer.cuda=true", 2, "trainer.cuda is not a setting of this project"),
+    ("experiment=nope", 2, "Could not find 'experiment/nope' Available options in 'experiment': paper, quick, tenth"),
+    ("log_every=${nope}", 2, "cannot resolve the config: Interpolation key 'nope' not found; check the ${...} in the overrides"),
+    # where the run goes: never outside out_dir (placed in {tmp}/out/exp, so an escape would land in {tmp}/out)
+    ("name=../escape", 2, "name=../escape must be one folder name inside out_dir"),
+    ("name={tmp}/abs", 2, "/abs must be one folder name inside out_dir"),
+    ("name=a/../../b", 2, "name=a/../../b must be one folder name inside out_dir"),
+    ("name=..", 2, "name=.. must be one folder name inside out_dir"),
+    ("-m name=../escape", 2, "name=../escape must be one folder name inside out_dir"),
+    ("run_id=../../x", 2, "is not inside out_dir/name"),
+    ("run_dir={tmp}/abs", 2, "is not inside out_dir/name"),
+    # the data, read once the settings pass: refused before the run's directory is made
+    ("data.root={tmp}/nowhere", 2, "no CIFAR-10 found at data.root="),
+    ("data.root={truncated_archive}", 2, "cannot read archive"),
+    ("data.root={truncated_batch}", 2, "cannot read CIFAR-10 batch"),
+    ("data.root={kittens}", 2, "expected CIFAR-10's airplane"),
+    ("batch_size=100000", 2, "batch_size=100000 is larger than the 100 training images; lower it"),
+    ("data.val_size=100000", 2, "data.val_size=100000 must be between 0 and 119"),
+]
+# fmt: on
+
+
+@pytest.fixture(scope="module")
+def bad_data(tmp_path_factory, tiny_batches, tiny_folders) -> dict[str, Path]:
+    """Data roots that are not CIFAR-10 as the project reads it."""
+    root = tmp_path_factory.mktemp("bad_data")
+    archive = root / "cifar10.tar.xz"
+    with tarfile.open(archive, "w:xz") as tar:
+        tar.add(tiny_folders, arcname="cifar10")
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    batches = root / "truncated" / "cifar-10-batches-py"
+    shutil.copytree(tiny_batches / "cifar-10-batches-py", batches)
+    (batches / "data_batch_3").write_bytes((batches / "data_batch_3").read_bytes()[:1000])
+    for split in ("train", "test"):
+        (root / "kittens" / split / "kittens").mkdir(parents=True)
+    return {"truncated_archive": archive, "truncated_batch": batches.parent, "kittens": root / "kittens"}
+
+
+def command_line(args: str, run_args: list[str], **places) -> list[str]:
+    """`run_args`, then `args` (the case's: they win), with the places filled in; flags (-m) first."""
+    for name, place in places.items():
+        args = args.replace(f"{{{name}}}", str(place))
+    case = shlex.split(args)
+    return [a for a in case if a.startswith("-")] + run_args + [a for a in case if not a.startswith("-")]
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    """`python run.py *argv`, in this process: (exit status, stdout, stderr)."""
+    with mock.patch.object(sys, "argv", ["run.py", *argv]), mock.patch.dict("os.environ"):
+        try:
+            cli.main()
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err[-3000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, code, says", SETTINGS, ids=[s[0] for s in SETTINGS])
+def test_a_bad_setting_is_one_line_and_makes_nothing(tiny_batches, bad_data, tmp_path, capsys, args, code, says):
+    out = tmp_path / "out" / "exp"
+    argv = command_line(args, [*tiny_overrides(tiny_batches, out), "depth=8"], tmp=tmp_path, **bad_data)
+    status, _, err = run_cli(argv, capsys)
+    assert status == code and says in one_line(err), err[-3000:]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "abs").exists(), "a refused run makes no folder"
+
+
+# --------------------------------------------------------------------------- a run's files, damaged, on resume
+
+
+def replace_in_metrics(run: RunDir, line: int, column: str, value: str) -> None:
+    rows = run.metrics_file.read_text().splitlines()
+    cells = rows[line - 1].split(",")
+    cells[rows[0].split(",").index(column)] = value
+    rows[line - 1] = ",".join(cells)
+    run.metrics_file.write_text("\n".join(rows) + "\n")
+
+
+def change_checkpoint(run: RunDir, change) -> None:
+    checkpoint = torch.load(run.checkpoint, weights_only=False)
+    change(checkpoint)
+    torch.save(checkpoint, run.checkpoint)
+
+
+def nan_in_weights(checkpoint: dict) -> None:
+    name = next(k for k, v in checkpoint["state_dict"].items() if v.is_floating_point())
+    checkpoint["state_dict"][name].view(-1)[0] = float("nan")
+
+
+def last_line(run: RunDir) -> int:
+    return len(run.metrics_file.read_text().splitlines())
+
+
+# What is done to a run interrupted at step 4 of 8: (the damage, arguments added, exit status, fragments of
+# the one line). Nothing is deleted or overwritten: the run directory is left as it was.
+# fmt: off
+DAMAGED_RUN = {
+    # metrics.csv
+    "metrics error not a number": (lambda r: replace_in_metrics(r, 3, "error", "abc"), "", 2, ("metrics.csv", "line 3", "not a number", "restore it")),
+    "metrics error nan": (lambda r: replace_in_metrics(r, 3, "error", "nan"), "", 2, ("metrics.csv", "line 3", "not finite", "restore it")),
+    "metrics error 1.5": (lambda r: replace_in_metrics(r, 3, "error", "1.5"), "", 2, ("metrics.csv", "line 3", "out of range", "restore it")),
+    "metrics lr inf": (lambda r: replace_in_metrics(r, 3, "lr", "inf"), "", 2, ("metrics.csv", "line 3", "not finite", "restore it")),
+    "metrics elapsed_s empty": (lambda r: replace_in_metrics(r, 3, "elapsed_s", ""), "", 2, ("metrics.csv", "line 3", "not a number", "restore it")),
+    "metrics unknown split": (lambda r: replace_in_metrics(r, 3, "split", "training"), "", 2, ("line 3", "split 'training' is not one of train, val, test")),
+    "metrics step not a number": (lambda r: replace_in_metrics(r, 3, "step", "-x"), "", 2, ("metrics.csv", "line 3", "not a number")),
+    "metrics steps going back": (lambda r: replace_in_metrics(r, last_line(r), "step", "0"), "", 2, ("metrics.csv", "comes after step")),
+    "metrics garbage": (lambda r: r.metrics_file.write_bytes(b"\x00\x01garbage\n1,2\n"), "", 2, ("unreadable", "metrics.csv", "restore it, or delete")),
+    "metrics rows lost": (lambda r: r.metrics_file.write_text(r.metrics_file.read_text().splitlines()[0] + "\n"), "", 2, ("ends at step 0 but last.ckpt is at step 4", "restore the metrics file")),
+    # last.ckpt
+    "checkpoint with NaN": (lambda r: change_checkpoint(r, nan_in_weights), "", 2, ("last.ckpt", "holds NaN or inf", "move it away")),
+    "checkpoint past steps": (lambda r: change_checkpoint(r, lambda c: c.update(global_step=10_000)), "", 2, ("past this run's steps=8",)),
+    "checkpoint not one": (lambda r: r.checkpoint.write_bytes(b"not a checkpoint"), "", 2, ("unreadable", "last.ckpt", "move it away to restart this run from step 0, or delete")),
+    "checkpoint empty": (lambda r: r.checkpoint.write_bytes(b""), "", 2, ("unreadable", "last.ckpt", "move it away")),
+    "checkpoint torn": (lambda r: r.checkpoint.write_bytes(r.checkpoint.read_bytes()[:-100]), "", 2, ("unreadable checkpoint", "last.ckpt", "move it away")),
+    # status.json, config.yaml
+    "status torn": (lambda r: r.status_file.write_bytes(b'{"state": "runn'), "", 2, ("unreadable", "status.json", "delete it to let the run resume")),
+    "config torn": (lambda r: r.config_file.write_bytes(b"arch: [unclosed"), "", 2, ("unreadable", "config.yaml", "restore it, or delete")),
+    # the same name with a changed learned setting
+    "changed optim.lr": (lambda r: None, "optim.lr=0.05", 2, ("was made with another config", "optim.lr: 0.1 -> 0.05", "name=")),
+    "changed batch_size": (lambda r: None, "batch_size=8", 2, ("was made with another config", "batch_size: 16 -> 8", "name=")),
+    "changed data.val_size": (lambda r: None, "data.val_size=10", 2, ("was made with another config", "data.val_size: 20 -> 10", "name=")),
+}
+# fmt: on
+
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory, tiny_batches) -> Path:
+    """An out_dir holding one run killed after its checkpoint at step 4 of 8 (copied for each case)."""
+    out = tmp_path_factory.mktemp("interrupted") / "exp"
+    with pytest.MonkeyPatch.context() as patch:
+        crash_after_checkpoint(patch, at_step=4)
+        with pytest.raises(Crash):
+            train(make_spec([*tiny_overrides(tiny_batches, out), "depth=8"]))
+    return out
+
+
+def files(run: RunDir) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()}
+
+
+@pytest.mark.parametrize("kind", DAMAGED_RUN)
+def test_a_damaged_run_is_refused_on_resume_and_kept(tiny_batches, interrupted, tmp_path, capsys, kind):
+    damage, args, code, says = DAMAGED_RUN[kind]
+    out = tmp_path / "exp"
+    shutil.copytree(interrupted, out)
+    run = RunDir(out / "default" / "resnet-8" / "seed0")
+    damage(run)
+    before = files(run)
+    status, _, err = run_cli([*tiny_overrides(tiny_batches, out), "depth=8", *shlex.split(args)], capsys)
+    line = one_line(err)
+    assert status == code and all(s in line for s in says), err[-3000:]
+    assert files(run) == before, "nothing is deleted or overwritten"
+
+
+# --------------------------------------------------------------------------- a run's files, damaged, when read
+
+
+def replace_in_config(run: RunDir, old: str, new: str) -> None:
+    run.config_file.write_text(run.config_file.read_text().replace(old, new))
+
+
+def old_trained_with(run: RunDir, content: bytes) -> None:
+    run.trained_with_file.unlink()  # a run made before trained_with.json
+    run.trained_with_text_file.write_bytes(content)
+
+
+# What `python -m resnet_repro.report` says of a damaged run beside healthy ones (exit 1: the report left it
+# out): (what is done to the run, the file named, words of the reason, words of the fix). The healthy runs
+# are reported; test_damaged_reading.py reads each case through load_results and load_runs too.
+# fmt: off
+DAMAGED_READING = {
+    "metrics value not a number": (lambda r: replace_in_metrics(r, 3, "error", "abc"), "metrics.csv", "line 3", "restore it"),
+    "metrics value not finite": (lambda r: replace_in_metrics(r, 2, "lr", "inf"), "metrics.csv", "not finite", "restore it"),
+    "metrics not UTF-8": (lambda r: r.metrics_file.write_bytes(b"\xff\xfe\x00garbage"), "metrics.csv", "unreadable", "restore it"),
+    "metrics without its header": (lambda r: r.metrics_file.write_text("1,2,3\n4,5,6\n"), "metrics.csv", "unreadable", "restore it"),
+    "metrics steps going back": (lambda r: replace_in_metrics(r, 4, "step", "1"), "metrics.csv", "comes after", "restore it"),
+    "status not JSON": (lambda r: r.status_file.write_text('{"state": "do'), "status.json", "unreadable", "delete it"),
+    "status of no known state": (lambda r: r.status_file.write_text('{"state": "finished"}'), "status.json", "'finished'", "delete it"),
+    "status not a mapping": (lambda r: r.status_file.write_text("[1, 2]"), "status.json", "not one of", "delete it"),
+    "status missing": (lambda r: r.status_file.unlink(), "status.json", "no ", "run its command again"),
+    "config not YAML": (lambda r: r.config_file.write_text("arch: [plain\ndepth: 20\n"), "config.yaml", "unreadable", "restore it"),
+    "config missing": (lambda r: r.config_file.unlink(), "config.yaml", "no ", "restore it"),
+    "config depth not a number": (lambda r: replace_in_config(r, "depth: 20", "depth: twenty"), "config.yaml", "does not describe a run", "restore it"),
+    "config of an unknown arch": (lambda r: replace_in_config(r, "arch: plain", "arch: vgg"), "config.yaml", "does not describe a run", "restore it"),
+    "config not a mapping": (lambda r: r.config_file.write_text("- 1\n- 2\n"), "config.yaml", "not a run's config", "restore it"),
+    "trained_with.json not JSON": (lambda r: r.trained_with_file.write_text("[{"), "trained_with.json", "unreadable", "delete it"),
+    "trained_with.json not a list": (lambda r: r.trained_with_file.write_text('{"code": "c0ffee"}'), "trained_with.json", "not a list", "delete it"),
+    "trained_with.txt not UTF-8": (lambda r: old_trained_with(r, b"code \xff\xfe"), "trained_with.txt", "unreadable", "delete it"),
+    "dataset.txt not UTF-8": (lambda r: r.dataset_file.write_bytes(b"\xff\xfe CIFAR"), "dataset.txt", "unreadable", "delete it"),
+}
+# fmt: on
+HEALTHY = {"train": [0.5, 0.2], "val": [0.5, 0.3], "test": [0.5, 0.25]}
+
+
+@pytest.mark.parametrize("kind", DAMAGED_READING)
+def test_the_report_leaves_out_a_damaged_run_naming_the_file(tmp_path, capsys, kind):
+    damage, file, reason, fix = DAMAGED_READING[kind]
+    for depth in (20, 56):
+        fake_run(tmp_path, "plain", depth, 0, HEALTHY)
+    bad = fake_run(tmp_path, "plain", 20, 1, HEALTHY)
+    damage(bad)
+    assert report.main([str(tmp_path), "-o", str(tmp_path / "report"), "--no-figure7"]) == 1
+    out = capsys.readouterr().out
+    [line] = [x.strip() for x in out.splitlines() if x.strip().startswith("left out run hand/plain-20/seed1: ")]
+    assert file in line and str(bad.path) in line and reason in line and fix in line, line
+    assert "this report is incomplete" in out
+    table = pd.read_csv(tmp_path / "report" / "table6.csv")  # the healthy runs, reported
+    assert table.net.tolist() == ["plain-20", "plain-56"] and table.runs.tolist() == [1, 1]
+    skipped = line.removeprefix("left out run ")
+    index = (tmp_path / "report" / "README.md").read_text()
+    assert "## Left out: this report is incomplete" in index and f"- run {skipped}" in index
+    provenance = json.loads((tmp_path / "report" / "provenance.json").read_text())
+    reason_line = skipped.removeprefix("hand/plain-20/seed1: ")
+    assert provenance["damaged_runs"] == [{"run": "hand/plain-20/seed1", "file": file, "reason": reason_line}]
+    assert provenance["left_out"] == [f"run {skipped}"]
+
+
+# --------------------------------------------------------------------------- in a process of its own: python run.py
+
+
+def directories(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_dir()} if root.exists() else set()
+
+
+def test_refused_in_a_process_of_its_own_one_line_and_nothing_made(tiny_batches, tmp_path):
+    """What a fresh interpreter prints (no warning, no traceback) for a refused run, and that Hydra makes
+    no folder for it: exit 2, one line, out_dir as it was."""
+    out = tmp_path / "exp"
+    out.mkdir()
+    result = run_py(*tiny_overrides(tiny_batches, out), "depth=21")
+    assert result.returncode == 2 and "depth=21 is not 6n+2" in one_line(result.stderr)
+    assert directories(out) == set()
+
+
+def test_a_sweep_with_a_refused_run_makes_folders_only_for_the_accepted_one(tiny_batches, tmp_path):
+    out = tmp_path / "exp"
+    out.mkdir()
+    result = run_py("-m", *tiny_overrides(tiny_batches, out), "report=false", "name=mix", "depth=8,21")
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "2 runs: 1 done, 1 invalid" in result.stdout and "invalid  resnet-21/seed0" in result.stdout
+    [launch] = (out / "mix" / ".outcomes").iterdir()
+    # the sweep's folder (Hydra's multirun.yaml, the launch's outcomes) and the accepted run's directory
+    assert directories(out) == {
+        "mix",
+        "mix/.outcomes",
+        f"mix/.outcomes/{launch.name}",
+        "mix/resnet-8",
+        "mix/resnet-8/seed0",
+    }
+    assert {p.name for p in (out / "mix").iterdir() if p.is_file()} == {"multirun.yaml"}
+
+
+# (arguments, exit status, fragment of the last line on stderr, or of the sweep's summary on stdout)
+DIVERGED = [
+    ("optim.lr=1e6", 3, "training loss nan; delete the directory to retry (e.g. with a lower optim.lr)"),
+    ("-m optim.lr=1e6 name=diverging arch=resnet,plain", 1, "2 runs: 2 diverged"),
+]
+
+
+@pytest.mark.parametrize("args, code, says", DIVERGED)
+def test_a_diverged_run_is_not_a_success(tiny_batches, tmp_path, args, code, says):
+    """A run whose loss becomes NaN exits 3 with one line (not 0 in silence); a sweep whose only trouble is a
+    diverged run exits 1: neither counts as a success for a script or a scheduler."""
+    run_args = [*tiny_overrides(tiny_batches, tmp_path), "report=false", "depth=14", "steps=16", "log_every=2"]
+    result = run_py(*command_line(args, run_args))
+    assert result.returncode == code, result.stdout[-2000:] + result.stderr[-2000:]
+    if code == 3:
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("diverged: ") and says in last
+    else:
+        assert says in result.stdout
+
+
+def test_a_torn_checkpoint_is_one_line_from_a_process_of_its_own(tiny_batches, interrupted, tmp_path):
+    out = tmp_path / "exp"
+    shutil.copytree(interrupted, out)
+    run = RunDir(out / "default" / "resnet-8" / "seed0")
+    run.checkpoint.write_bytes(run.checkpoint.read_bytes()[:-100])
+    before = files(run)
+    result = run_py(*tiny_overrides(tiny_batches, out), "depth=8")
+    assert result.returncode == 2 and "unreadable checkpoint" in one_line(result.stderr)
+    assert files(run) == before and run.status()["state"] == "running"
+
+
+def test_ctrl_c_keeps_the_step_says_how_to_resume_and_exits_130(tiny_batches, tmp_path):
+    """SIGINT, as a terminal's Ctrl-C sends it: the run checkpoints the step it is on, says "stopped" in
+    status.json and in one line, exits 130; the same command resumes to the metrics of an uninterrupted run."""
+    overrides = [*tiny_overrides(tiny_batches, tmp_path / "stopped"), *RESUMABLE]
+    assert train(make_spec([*tiny_overrides(tiny_batches, tmp_path / "whole"), *RESUMABLE])) == "done"
+    run = RunDir(tmp_path / "stopped" / "default" / "resnet-8" / "seed0")
+    log = tmp_path / "run.log"
+    process = start_run_py(*overrides, log=log)
+    wait_for(lambda: run.status().get("step", 0) >= 10, what="two checkpoints")
+    time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=120) == 128 + signal.SIGINT, log.read_text()[-3000:]
+    status = run.status()
+    assert status["state"] == "stopped" and status["signal"] == "SIGINT" and 10 <= status["step"] < 60
+    assert torch.load(run.checkpoint, weights_only=False)["global_step"] == status["step"]
+    lines = log.read_text().strip().splitlines()
+    assert lines[-1] == f"[stopped] {run.path}: stopped at step {status['step']}; run the same command to resume"
+    assert sum(line.startswith("[stopped]") for line in lines) == 1 and "Traceback" not in log.read_text()
+
+    resumed = run_py(*overrides)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert (
+        f"[resume] {run.path} at step {status['step']} (stopped at step {status['step']} by SIGINT)" in resumed.stdout
+    )
+    assert metrics(run) == metrics(RunDir(tmp_path / "whole" / "default" / "resnet-8" / "seed0"))
+    assert run.status()["state"] == "done"
