@@ -11,15 +11,22 @@
 Images per second are timed after warm-up, between the end of step `warmup` and the end of
 step `warmup + steps`, data loading included. The paths are measured in turn, `repeats`
 times in a rotating order (so a change in machine load hits all of them alike), and the
-median is reported.
+median is reported. Each median is also stated as training GFLOP/s (times the net's counted
+FLOPs per image) and as a fraction of the CPU's nominal peak and of a measured matrix multiply,
+for the arithmetic the path computes in; and a few steps of (b) are profiled, after the
+timings, to say where a step's time goes.
 
     python -m resnet_repro.bench --data-root /tmp/cifar10            # real data (any layout data.py reads)
     python -m resnet_repro.bench                                      # generated images
     python -m resnet_repro.bench --set trainer.compile=true --depths 20
+    python -m resnet_repro.bench --profile 0                          # no profile of (b)
 
     paths.py      what is timed: each path as data (kind, workers, thread env, overrides) and its names
     harness.py    (a) and (b), the generated images, the rotation
     reference.py  (c) and the process it runs in
+    flops.py      FLOPs per image of a net's forward pass and training step, counted
+    ceiling.py    the machine's ceilings: nominal peak (../machine.py), a measured matmul and convolution
+    profile.py    where a step of (b) spends its time, by part
     render.py     the Markdown and CSV result, and its file name
     cli.py        the command line
     ../machine.py the machine the result names

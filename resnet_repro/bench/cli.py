@@ -1,7 +1,9 @@
 """`python -m resnet_repro.bench`: the command line, and the run of every path in rotation.
 
+Before any timing it counts each depth's FLOPs and measures the ceilings (a matmul and a convolution per arithmetic).
 For each depth it builds the paths (a), (b), every reference setting (c) and the variants of (a),
-measures them in turn `repeats` times, each repeat in a rotated order, and then writes the result.
+measures them in turn `repeats` times, each repeat in a rotated order, then profiles a few steps
+of (b); at the end it writes the result.
 Every flag is checked (and the output name refused if taken) before any work starts.
 """
 
@@ -14,13 +16,18 @@ import sys
 import tempfile
 from pathlib import Path
 
+import torch
+
 from .. import machine
 from ..config import ConfigError, RunSpec, compose, resolve
 from ..data import Split, load_cifar10, split_cifar10
+from .ceiling import ARITHMETIC, measure_ceiling
+from .flops import count_flops
 from .harness import BareLoop, ProjectPath, generated_split, resolved_device, rotation
-from .paths import variant_path
+from .paths import BARE_LOOP, PROJECT, variant_path
+from .profile import StepProfile, profile_steps
 from .reference import ReferenceProcess, write_batches
-from .render import Row, default_out, render, taken, write_csv
+from .render import Row, Work, default_out, render, taken, write_csv
 
 DESCRIPTION = (
     "Training throughput, three ways, in one run on one machine: (a) the project through Lightning, "
@@ -68,9 +75,17 @@ def parser() -> argparse.ArgumentParser:
         "(e.g. --also trainer.compile=true); reported relative to (a)",
     )
     p.add_argument(
+        "--profile",
+        type=int,
+        default=10,
+        metavar="STEPS",
+        help="profile this many steps of the bare loop (b) per depth after the timings, on a CPU, and write where "
+        "the time goes (default 10; 0: no profile)",
+    )
+    p.add_argument(
         "--out",
         help="markdown file, which must not exist yet (a .csv of every measurement is written beside it); "
-        "default results/bench/<cpu>-<cores>c[-<gpu>].md, dated if that one exists",
+        "default results/bench/<cpu>-f<family>m<model>-<cores>c[-<gpu>].md, dated if that one exists",
     )
     return p
 
@@ -116,11 +131,35 @@ def timed(harnesses: list, depth: int, repeats: int, warmup: int, steps: int) ->
     return rows
 
 
+def counted_work(
+    depths: list[int],
+    specs: dict[int, RunSpec],
+    variants: dict[tuple[int, str], RunSpec],
+    also: list[str],
+    device: torch.device,
+    threads: int | None,
+) -> Work:
+    """FLOPs per image of each depth (counted) and the ceilings of the arithmetic of every path (measured)."""
+    arithmetic = {p: ARITHMETIC[specs[depths[0]].trainer.precision] for p in (PROJECT, BARE_LOOP)}
+    arithmetic |= {variant_path(a): ARITHMETIC[variants[depths[0], a].trainer.precision] for a in also}
+    ceilings = {kind: measure_ceiling(kind, device, threads) for kind in {"fp32", *arithmetic.values()}}
+    return Work({d: count_flops(d) for d in depths}, arithmetic, ceilings)
+
+
+def work_settings(work: Work) -> dict[str, str]:
+    """The FLOPs and the ceilings, as the result states them (the references compute in fp32)."""
+    stated = {"FLOPs per image": "; ".join(f.describe() for f in work.flops.values()) + " (FlopCounterMode)"}
+    for kind, ceiling in sorted(work.ceilings.items()):
+        stated[f"nominal peak, {kind}"] = ceiling.nominal.how
+        stated[f"measured ceiling, {kind}"] = f"{ceiling.how} (load {machine.load_average()})"
+    return stated
+
+
 def main(argv: list[str] | None = None) -> str:
     cli = parser()
     args = cli.parse_args(argv)
-    if args.warmup < 1 or args.steps < 1 or args.repeats < 1:
-        cli.error("--warmup, --steps and --repeats must be at least 1")
+    if args.warmup < 1 or args.steps < 1 or args.repeats < 1 or args.profile < 0:
+        cli.error("--warmup, --steps and --repeats must be at least 1, --profile at least 0")
     if args.out and taken(Path(args.out)):
         cli.error(f"--out {args.out} (or its .csv) exists; name another file, or move that one away first")
     try:
@@ -151,10 +190,13 @@ def main(argv: list[str] | None = None) -> str:
         split = generated_split()
     info = machine.facts()
     described = settings(args, base, split, argv if argv is not None else sys.argv[1:])
+    work = counted_work(depths, specs, variants, args.also, resolved_device(base), base.trainer.threads)
+    described.update(work_settings(work))
     print("\n".join(f"{k}: {v}" for k, v in {**info, **described}.items()), flush=True)
 
     rows: list[Row] = []
     loads: list[str] = []
+    profiles: dict[int, StepProfile] = {}
     with tempfile.TemporaryDirectory(prefix="resnet-bench-") as tmp:
         ref_root = write_batches(split.train_images, split.train_labels, Path(tmp) / "cifar10")
         lightning_dir = Path(tmp) / "lightning"
@@ -167,7 +209,8 @@ def main(argv: list[str] | None = None) -> str:
                 for env in envs
                 for w in workers
             ]
-            harnesses = [project, BareLoop(spec, split, project.module), *references]
+            bare = BareLoop(spec, split, project.module)
+            harnesses = [project, bare, *references]
             for also in args.also:
                 harnesses.append(ProjectPath(variants[depth, also], split, lightning_dir, path=variant_path(also)))
             try:
@@ -175,13 +218,17 @@ def main(argv: list[str] | None = None) -> str:
             finally:
                 for reference in references:
                     reference.close()
+            if args.profile and bare.device.type == "cpu":  # after the timings: they run unprofiled
+                profiles[depth] = profile_steps(bare, args.warmup, args.profile)
+                print(f"ResNet-{depth}: profiled {profiles[depth].ms_per_step:.1f} ms per bare-loop step", flush=True)
     loads.append(machine.load_average())
 
-    table = render(rows, info, described, loads)
+    table = render(rows, info, described, loads, work, profiles)
     print("\n" + table)
-    out = Path(args.out) if args.out else default_out(info)  # chosen at the end: no file is overwritten
+    cpu = machine.read_cpu()  # the file is named at the end: no file is overwritten
+    out = Path(args.out) if args.out else default_out(cpu, machine.usable_cores(), machine.gpu_name())
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(table)
-    write_csv(rows, out.with_suffix(".csv"))
+    write_csv(rows, out.with_suffix(".csv"), work)
     print(f"wrote {out} and {out.with_suffix('.csv')}")
     return table

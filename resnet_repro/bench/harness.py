@@ -15,17 +15,21 @@ import contextlib
 import io
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from torch.profiler import record_function
 
 from ..config import RunSpec
 from ..data import Split
 from ..train import build_module, build_trainer, training_batches
 from .paths import BARE_LOOP, PROJECT, TimedPath
 from .reference import sync
+
+DATA = "bench::data"  # the profiler's name for cutting and augmenting a batch (the bare loop's next())
 
 
 def generated_split(n_train: int = 45000, seed: int = 0) -> Split:
@@ -109,23 +113,33 @@ class BareLoop:
             raise ValueError(f"the bare loop knows precision 32-true and bf16-mixed, not {mode}")
         self.autocast = mode == "bf16-mixed"
 
-    def measure(self, warmup: int, steps: int) -> float:
-        spec, split = self.spec, self.split
+    def start(self) -> Callable[[], None]:
+        """A fresh optimizer, schedule and batch stream; returns one training step of them. Cutting and
+        augmenting the batch is recorded as DATA for the profiler (profile.py); unprofiled, that costs a few us."""
         module = self.module.to(self.device).train()
         configured = module.configure_optimizers()
         optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
-        batches = training_batches(spec, split, self.device)
-        batches, start = iter(batches), None
-        for i in range(warmup + steps):
-            images, labels = next(batches)
+        batches = iter(training_batches(self.spec, self.split, self.device))
+
+        def step() -> None:
+            with record_function(DATA):
+                images, labels = next(batches)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 loss = F.cross_entropy(module(images), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
-            if i == warmup - 1:
-                sync(self.device)
-                start = time.perf_counter()
+
+        return step
+
+    def measure(self, warmup: int, steps: int) -> float:
+        step = self.start()
+        for _ in range(warmup):
+            step()
         sync(self.device)
-        return steps * spec.batch_size / (time.perf_counter() - start)
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        sync(self.device)
+        return steps * self.spec.batch_size / (time.perf_counter() - start)

@@ -1,5 +1,6 @@
-"""A benchmark's result: the Markdown table (with the machine and the settings), the CSV of every
-measurement beside it, and a file name that never overwrites an earlier result.
+"""A benchmark's result: the Markdown table (with the machine and the settings), the achieved GFLOP/s
+and their fractions of the machine's ceilings, where a bare-loop step's time goes, the CSV of every
+measurement beside it, and a file name that names the CPU kind and never overwrites an earlier result.
 
 The committed files in results/bench/ are the format.
 """
@@ -12,7 +13,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import machine
+from .ceiling import Ceiling
+from .flops import NetFlops
 from .paths import BARE_LOOP, PROJECT, TimedPath
+from .profile import ORDER, StepProfile
 
 
 @dataclass
@@ -26,6 +31,35 @@ class Row:
     load: str  # the load average right after it
 
 
+@dataclass
+class Work:
+    """What turns images/s into achieved GFLOP/s and fractions of the machine's ceilings."""
+
+    flops: dict[int, NetFlops]  # counted FLOPs per image, by depth
+    arithmetic: dict[TimedPath, str]  # fp32 | bf16 | fp16: what (a), (b) and each variant compute in
+    ceilings: dict[str, Ceiling]  # by arithmetic
+
+    def arithmetic_of(self, path: TimedPath) -> str:
+        return "fp32" if path.kind == "reference" else self.arithmetic[path]  # the reference is fp32 by design
+
+    def gflops(self, row: Row) -> float:
+        return row.images_per_s * self.flops[row.depth].training / 1e9
+
+    def fractions(self, path: TimedPath, gflops: float) -> tuple[float | None, float]:
+        """Of the nominal peak (None where not modelled) and of the measured ceiling, for the path's arithmetic."""
+        ceiling = self.ceilings[self.arithmetic_of(path)]
+        peak = ceiling.nominal.gflops
+        return (gflops / peak if peak else None), gflops / ceiling.measured
+
+
+def percent(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+ACHIEVED = """Training GFLOP/s achieved (median images/s x counted FLOPs per training image), against the
+ceilings of the arithmetic each path computes in:"""
+PROFILED = """Where the time of a bare-loop step (b) goes: torch.profiler over {steps} steps, each op's self CPU
+time summed by part (bench/profile.py), ms per step and share of the profiled step:"""
 NOTE = """Medians over the repeats; a/c divides by the fastest reference setting run as a public script runs
 (torch's default OpenMP environment); "same OpenMP env" divides by the reference run with the
 project's OpenMP setting (GOMP_SPINCOUNT), which isolates the code paths. The paths of one repeat run
@@ -33,8 +67,16 @@ within a minute or two of each other, so the ratios within each repeat show how 
 machine's load moved the medians:"""
 
 
-def render(rows: list[Row], info: dict, settings: dict, loads: list[str]) -> str:
-    """The Markdown result: machine and settings, the table of medians, variants, per-repeat ratios, every value."""
+def render(
+    rows: list[Row],
+    info: dict,
+    settings: dict,
+    loads: list[str],
+    work: Work | None = None,
+    profiles: dict[int, StepProfile] | None = None,
+) -> str:
+    """The Markdown result: machine and settings, the table of medians, GFLOP/s, variants, the profile of (b),
+    per-repeat ratios, every value."""
     depths = sorted({r.depth for r in rows})
     paths = list(dict.fromkeys(r.path for r in rows))
     refs = [p for p in paths if p.kind == "reference" and p.thread_env == "default"]  # as a public script runs
@@ -60,12 +102,16 @@ def render(rows: list[Row], info: dict, settings: dict, loads: list[str]) -> str
         cells += [f"{median[d, PROJECT] / median[d, BARE_LOOP]:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
 
+    if work:
+        lines += achieved(work, depths, paths, median)
     if variants:
         lines += ["", "Variants of the project path, measured in the same rotation (speed relative to (a)):", ""]
         for d in depths:
             relative = [f"{p.label}: {median[d, p] / median[d, PROJECT]:.2f}" for p in variants]
             lines.append(f"- ResNet-{d}: " + "; ".join(relative))
 
+    if profiles:
+        lines += where_the_time_goes(profiles, median)
     lines += ["", NOTE, ""]
     for d in depths:
         a, b = values[d, PROJECT], values[d, BARE_LOOP]
@@ -82,11 +128,59 @@ def render(rows: list[Row], info: dict, settings: dict, loads: list[str]) -> str
     return "\n".join(lines) + "\n"
 
 
-def write_csv(rows: list[Row], out: Path) -> None:
+def achieved(work: Work, depths: list[int], paths: list[TimedPath], median: dict) -> list[str]:
+    """The table of achieved training GFLOP/s (median images/s x FLOPs per training image) and its fractions."""
+    lines = ["", ACHIEVED, "", "| net | path | arithmetic | GFLOP/s | of nominal peak | of measured ceiling |"]
+    lines.append("|---|---|---|---|---|---|")
+    for d in depths:
+        for p in paths:
+            gflops = median[d, p] * work.flops[d].training / 1e9
+            of_peak, of_measured = work.fractions(p, gflops)
+            cells = [f"ResNet-{d}", p.label, work.arithmetic_of(p), f"{gflops:.1f}", percent(of_peak)]
+            lines.append("| " + " | ".join([*cells, percent(of_measured)]) + " |")
+    return lines
+
+
+def where_the_time_goes(profiles: dict[int, StepProfile], median: dict) -> list[str]:
+    """The profile of a bare-loop step (b) by part, per depth, and Lightning's cost per step (a - b)."""
+    depths = sorted(profiles)
+    first = profiles[depths[0]]
+    lines = ["", PROFILED.format(steps=first.steps)]
+    lines += ["", "| part | " + " | ".join(f"ResNet-{d}" for d in depths) + " |", "|---|" + "---|" * len(depths)]
+    for part in ORDER:
+        cells = [f"{profiles[d].parts[part]:.1f} ({percent(profiles[d].share(part))})" for d in depths]
+        lines.append(f"| {part} | " + " | ".join(cells) + " |")
+    rows = {
+        "profiled step (wall)": [f"{profiles[d].ms_per_step:.1f}" for d in depths],
+        "parts sum / profiled step": [percent(profiles[d].attributed) for d in depths],
+        "(b) unprofiled, median": [f"{ms(profiles[d], median[d, BARE_LOOP]):.1f}" for d in depths],
+        "Lightning per step, (a) - (b) medians": [
+            f"{ms(profiles[d], median[d, PROJECT]) - ms(profiles[d], median[d, BARE_LOOP]):.1f}" for d in depths
+        ],
+    }
+    lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows.items()]
+    return lines
+
+
+def ms(profile: StepProfile, images_per_s: float) -> float:
+    """A step's milliseconds at this speed."""
+    return profile.batch_size / images_per_s * 1000
+
+
+def write_csv(rows: list[Row], out: Path, work: Work | None = None) -> None:
+    """Every measurement; with `work`, its achieved GFLOP/s and their fractions of the ceilings."""
     with open(out, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["depth", "path", "repeat", "images_per_s", "load_after"])
-        writer.writerows([r.depth, r.path.label, r.repeat, f"{r.images_per_s:.2f}", r.load] for r in rows)
+        writer.writerow(
+            ["depth", "path", "repeat", "images_per_s", "load_after", "gflop_per_s", "of_peak", "of_measured"]
+        )
+        for r in rows:
+            cells = [r.depth, r.path.label, r.repeat, f"{r.images_per_s:.2f}", r.load, "", "", ""]
+            if work:
+                gflops = work.gflops(r)
+                of_peak, of_measured = work.fractions(r.path, gflops)
+                cells[-3:] = [f"{gflops:.2f}", "" if of_peak is None else f"{of_peak:.4f}", f"{of_measured:.4f}"]
+            writer.writerow(cells)
 
 
 def slug(text: str) -> str:
@@ -94,12 +188,11 @@ def slug(text: str) -> str:
     return "-".join(part for part in "".join(c if c.isalnum() else "-" for c in text.lower()).split("-") if part)
 
 
-def default_out(info: dict[str, str]) -> Path:
-    """results/bench/<cpu>-<cores>c[-<gpu>].md in the current directory (a checkout's results/); dated
-    when that name (or its .csv) is taken, so an earlier benchmark is kept."""
-    name = f"{slug(info['cpu'].split(' (')[0])}-{info['cores']}c"
-    if info["gpu"] != "none":
-        name += "-" + slug(info["gpu"])
+def default_out(cpu: machine.Cpu, cores: int, gpu: str | None) -> Path:
+    """results/bench/<cpu>-f<family>m<model>-<cores>c[-<gpu>].md in the current directory (a checkout's
+    results/), e.g. amd-epyc-f26m2-2c.md; dated when that name (or its .csv) is taken, so an earlier
+    benchmark is kept."""
+    name = "-".join(filter(None, [slug(cpu.describe().split(" (")[0]), cpu.kind, f"{cores}c", gpu and slug(gpu)]))
     out = Path("results") / "bench" / f"{name}.md"
     if taken(out):
         out = out.with_name(f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.md")
