@@ -179,3 +179,24 @@ def test_a_result_file_is_named_by_the_cpu_kind_and_never_overwrites_one(tmp_pat
     Path("results/bench/amd-epyc-f26m2-2c.csv").write_text("taken")
     dated = default_out(zen5, 2, None)
     assert dated.name.startswith("amd-epyc-f26m2-2c-20") and not dated.exists()
+
+
+def test_the_sweep_measurement_runs_both_ways_and_writes_its_result(tiny_batches, tmp_path):
+    from conftest import tiny_overrides
+
+    from resnet_repro.bench import sweeps
+
+    out = tmp_path / "sweeps.md"
+    tiny = [o for o in tiny_overrides(tiny_batches, tmp_path) if not o.startswith(("data.root=", "out_dir="))]
+    sweeps.main(
+        ["--data-root", str(tiny_batches), "--nets", "arch=plain,resnet depth=8", "--out", str(out)]
+        + [f"--set={o}" for o in [*tiny, "log_every=4"]]
+    )
+    text = out.read_text()
+    assert "| one at a time, all threads | - |" in text
+    assert "| side by side, " in text and "trainer.threads=1" in text
+    assert "x the runs per hour" in text
+    assert sweeps.count_runs("arch=plain,resnet depth=20,56 seed=0,1,2") == 12
+    assert sweeps.merged(["steps=400", "depth=8", "steps=8"]) == ["steps=8", "depth=8"]
+    with pytest.raises(SystemExit):  # never overwrites a result
+        sweeps.main(["--data-root", str(tiny_batches), "--out", str(out)])

@@ -188,11 +188,12 @@ def slug(text: str) -> str:
     return "-".join(part for part in "".join(c if c.isalnum() else "-" for c in text.lower()).split("-") if part)
 
 
-def default_out(cpu: machine.Cpu, cores: int, gpu: str | None) -> Path:
-    """results/bench/<cpu>-f<family>m<model>-<cores>c[-<gpu>].md in the current directory (a checkout's
-    results/), e.g. amd-epyc-f26m2-2c.md; dated when that name (or its .csv) is taken, so an earlier
-    benchmark is kept."""
-    name = "-".join(filter(None, [slug(cpu.describe().split(" (")[0]), cpu.kind, f"{cores}c", gpu and slug(gpu)]))
+def default_out(cpu: machine.Cpu, cores: int, gpu: str | None, prefix: str = "") -> Path:
+    """results/bench/<prefix><cpu>-f<family>m<model>-<cores>c[-<gpu>].md in the current directory (a
+    checkout's results/), e.g. amd-epyc-f26m2-2c.md; dated when that name (or its .csv) is taken, so an
+    earlier benchmark is kept."""
+    parts = [slug(cpu.describe().split(" (")[0]), cpu.kind, f"{cores}c", gpu and slug(gpu)]
+    name = prefix + "-".join(filter(None, parts))
     out = Path("results") / "bench" / f"{name}.md"
     if taken(out):
         out = out.with_name(f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.md")
