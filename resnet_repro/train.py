@@ -10,8 +10,6 @@ import logging
 import math
 import os
 import signal
-import sys
-import threading
 import time
 import traceback
 from pathlib import Path
@@ -28,6 +26,7 @@ from .devices import gpu_slot, use_float32_precision
 from .module import Classifier
 from .progress import progress_callbacks
 from .runs import RunDir, atomic_write, code_commit, flatten, status_text
+from .stopping import CtrlC, say_stopped
 
 __all__ = ["ConfigError", "RunSpec", "build_module", "build_trainer", "check_config", "train", "trained_with"]
 
@@ -145,13 +144,13 @@ def train(spec: RunSpec) -> str:
         except SIGTERMException:
             # Lightning stopped at the end of a step, and the checkpoint holds that step. Exit as a
             # process killed by SIGTERM does: a scheduler or a shell must not take the run for finished.
-            _say_stopped(run, signal.SIGTERM)
+            say_stopped(run, signal.SIGTERM)
         except (KeyboardInterrupt, SystemExit) as e:  # Lightning turns a KeyboardInterrupt into exit 1
             if isinstance(e, SystemExit) and not ctrl_c.pressed:
                 raise
-            _say_stopped(run, signal.SIGINT)
+            say_stopped(run, signal.SIGINT)
     if state == "stopped":  # by Ctrl-C, at the end of a step
-        _say_stopped(run, signal.SIGINT)
+        say_stopped(run, signal.SIGINT)
     return state
 
 
@@ -226,44 +225,6 @@ def _fit(spec: RunSpec, run: RunDir, gpu: int | None, ctrl_c: CtrlC) -> str:
         run.set_status("failed", error=traceback.format_exc(limit=1).strip().splitlines()[-1])
         raise
     return state
-
-
-class CtrlC:
-    """Ctrl-C (SIGINT) during training stops the run as SIGTERM does: at the end of the current step, which
-    RunRecorder checkpoints. Before training starts (the data, the model) there is nothing to keep, and a
-    second Ctrl-C is not to be made to wait: both interrupt at once (KeyboardInterrupt)."""
-
-    def __init__(self):
-        self.pressed = False  # Ctrl-C was pressed
-        self.training = False  # set by RunRecorder once training has started
-        self.previous = None
-
-    def _on_sigint(self, signum, frame):
-        self.pressed = True
-        if not self.training:
-            raise KeyboardInterrupt
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    def __enter__(self) -> CtrlC:
-        if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
-            self.previous = signal.signal(signal.SIGINT, self._on_sigint)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-
-
-def _say_stopped(run: RunDir, signum: int):
-    """One line: where the run stopped and how to go on; then exit as a process killed by `signum` does."""
-    status = run.status() if run.path.is_dir() else {}
-    if status.get("state") == "running" and status.get("pid") == os.getpid():
-        # Interrupted mid-step (a second Ctrl-C): the checkpoint at the status's step is where it stopped.
-        run.set_status("stopped", step=status["step"], steps=status["steps"], signal=signal.Signals(signum).name)
-        status = run.status()
-    where = f"stopped at step {status['step']}" if status.get("state") == "stopped" else "stopped before training"
-    print(f"[stopped] {run.path}: {where}; run the same command to resume", file=sys.stderr, flush=True)
-    raise SystemExit(128 + signum) from None
 
 
 def build_module(spec: RunSpec) -> Classifier:
