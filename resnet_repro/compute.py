@@ -4,8 +4,9 @@
     precision    auto -> bf16-mixed where the hardware computes bf16 natively (CUDA GPUs of compute
                  capability 8.0 or later: A100, H100, RTX 30xx/40xx; CPUs with AVX512-BF16 or AMX),
                  else 32-true, the paper's fp32
-    compile      auto -> torch.compile's default mode (no CUDA graphs) for runs of >= 5000 steps,
-                 except bf16 on a CPU (measured no faster there); eager otherwise
+    compile      auto -> torch.compile's default mode (no CUDA graphs) for runs of >= 5000 steps on a GPU,
+                 and on a CPU where conf/cpu_kinds.yaml says it measured faster for that kind of CPU and
+                 precision; eager otherwise
     progress_bar auto -> a live bar on a terminal, a line every 10% in a job's log
 
 Called by `config.resolve`; the values land in the RunSpec's TrainerSettings (spec.py).
@@ -13,18 +14,23 @@ Called by `config.resolve`; the values land in the RunSpec's TrainerSettings (sp
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import sys
+from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
-from .machine import cpu_has_native_bf16
+from .machine import cpu_has_native_bf16, read_cpu
 from .spec import ConfigError, TrainerSettings
 
 # Runs shorter than this stay eager under compile=auto: compiling costs 1-3 minutes on the 2-core
 # CPU and the compiled fp32 step is 6-11% faster there, so it pays back after a few thousand steps.
 COMPILE_AUTO_MIN_STEPS = 5000
+# Per kind of CPU, whether compiling measured faster than eager (by precision): data, with its measurements.
+CPU_KINDS = Path(__file__).resolve().parent / "conf" / "cpu_kinds.yaml"
 # trainer.compile spellings: these leave the model eager; these use torch.compile's default mode.
 EAGER = ("false", "none", "off", "0")
 COMPILE_DEFAULT = ("true", "default", "1")
@@ -101,9 +107,22 @@ def _precision(value, accelerator: str) -> str:
     return "bf16-mixed" if accelerator == "cpu" and cpu_has_native_bf16() else "32-true"
 
 
+@functools.cache
+def cpu_kinds() -> dict:
+    return OmegaConf.to_container(OmegaConf.load(CPU_KINDS))
+
+
+def compile_measured_faster(precision: str) -> bool:
+    """Whether conf/cpu_kinds.yaml has this CPU's kind (vendor, family, model) compiling faster than eager
+    in `precision`; False for a kind not measured."""
+    cpu = read_cpu()
+    measured = cpu_kinds().get(f"{cpu.vendor}-{cpu.kind}", {})
+    return bool(measured.get("compile_bf16" if precision == "bf16-mixed" else "compile_fp32", False))
+
+
 def _compile(value, accelerator: str, precision: str, steps: int) -> str:
-    """trainer.compile, with auto resolved: compile runs of >= COMPILE_AUTO_MIN_STEPS steps, except
-    bf16 on a CPU, where the compiled step measured no faster than the eager one (README, Performance).
+    """trainer.compile, with auto resolved: compile runs of >= COMPILE_AUTO_MIN_STEPS steps, on a CPU only
+    where compiling measured faster for its kind and this precision (compile_measured_faster).
     "false" for every spelling that leaves the model eager, "true" for torch.compile's default mode.
     auto never picks a mode with CUDA graphs: they are a GPU user's explicit choice."""
     value = str(value).lower()
@@ -117,7 +136,7 @@ def _compile(value, accelerator: str, precision: str, steps: int) -> str:
         raise ConfigError(
             f"trainer.compile={value} is unknown; use auto, true, false, {' or '.join(COMPILE_MODES[:2])}"
         )
-    if accelerator == "cpu" and precision == "bf16-mixed":
+    if accelerator == "cpu" and not compile_measured_faster(precision):
         return "false"
     return "true" if steps >= COMPILE_AUTO_MIN_STEPS else "false"
 

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+from unittest import mock
 
 import pytest
 import pytorch_lightning as pl
@@ -20,8 +21,10 @@ from conftest import make_spec, tiny_overrides
 from torch._dynamo.testing import CompileCounter
 from torch._dynamo.utils import counters
 
+from resnet_repro.compute import cpu_kinds
 from resnet_repro.config import COMPILE_AUTO_MIN_STEPS, cpu_has_native_bf16
 from resnet_repro.data import PAD, TrainBatches
+from resnet_repro.machine import Cpu
 from resnet_repro.models import build_model
 from resnet_repro.module import compiled
 from resnet_repro.runs import RunDir
@@ -268,6 +271,22 @@ def test_fast_step_matches_eager_nchw_step(tmp_path, overrides):
     assert all(torch.equal(fast[n], ref[n]) for n in ref if n not in floats)  # num_batches_tracked
 
 
+ZEN3 = Cpu("AMD EPYC", "25", "1", ("avx2", "fma"), "AuthenticAMD", 2450.0)
+ZEN4 = Cpu("AMD EPYC", "25", "17", ("avx512f", "avx512_bf16"), "AuthenticAMD", 2600.0)
+ZEN5 = Cpu("AMD EPYC", "26", "2", ("avx512f", "avx512_bf16"), "AuthenticAMD", 2696.0)
+
+
+def cpu_kind(cpu: Cpu):
+    """As if this process ran on `cpu` (compute.py reads it for compile=auto)."""
+    return mock.patch("resnet_repro.compute.read_cpu", lambda: cpu)
+
+
+def test_every_cpu_kind_listed_says_both_precisions():
+    kinds = cpu_kinds()
+    assert {"AuthenticAMD-f25m17", "AuthenticAMD-f26m2"} <= set(kinds)
+    assert all(set(settings) == {"compile_fp32", "compile_bf16"} for settings in kinds.values())
+
+
 def compile_setting(overrides: list[str]) -> str:
     return make_spec(overrides, check_data=False).trainer.compile
 
@@ -281,19 +300,23 @@ def test_compile_setting():
     assert compiled(model, "false") is model
     assert compiled(model, "true") is not model
     fp32 = ["trainer.accelerator=cpu", "trainer.precision=32-true"]
-    # auto: an fp32 run long enough to pay back the compile time is compiled, a short one not.
-    assert compile_setting([*fp32, f"steps={COMPILE_AUTO_MIN_STEPS - 1}"]) == "false"
-    assert compile_setting([*fp32, f"steps={COMPILE_AUTO_MIN_STEPS}"]) == "true"
-    full, short = (
-        build_module(make_spec(fp32, check_data=False)),
-        build_module(make_spec([*fp32, "steps=600", "eval_every=200"], check_data=False)),
-    )
-    assert full.forward_fn is not full.model and short.forward_fn is short.model
-    # bf16 on a CPU: the compiled step measured no faster, so auto stays eager at any length.
-    assert compile_setting(["trainer.accelerator=cpu", "trainer.precision=bf16-mixed"]) == "false"
-    assert (
-        compile_setting(["trainer.accelerator=cpu", "trainer.precision=bf16-mixed", "trainer.compile=true"]) == "true"
-    )
+    bf16 = ["trainer.accelerator=cpu", "trainer.precision=bf16-mixed"]
+    with cpu_kind(ZEN4):
+        # auto: an fp32 run long enough to pay back the compile time is compiled, a short one not.
+        assert compile_setting([*fp32, f"steps={COMPILE_AUTO_MIN_STEPS - 1}"]) == "false"
+        assert compile_setting([*fp32, f"steps={COMPILE_AUTO_MIN_STEPS}"]) == "true"
+        full, short = (
+            build_module(make_spec(fp32, check_data=False)),
+            build_module(make_spec([*fp32, "steps=600", "eval_every=200"], check_data=False)),
+        )
+        assert full.forward_fn is not full.model and short.forward_fn is short.model
+        # bf16 on Zen 4: the compiled step measured slower, so auto stays eager at any length.
+        assert compile_setting(bf16) == "false"
+        assert compile_setting([*bf16, "trainer.compile=true"]) == "true"
+    with cpu_kind(ZEN5):  # measured faster there in both precisions
+        assert compile_setting(fp32) == "true" and compile_setting(bf16) == "true"
+    with cpu_kind(ZEN3):  # not measured: eager, unless asked
+        assert compile_setting(fp32) == "false" and compile_setting([*fp32, "trainer.compile=true"]) == "true"
     # Every spelling that leaves the model eager resolves to "false", so a caller's `!= "false"` means compiled;
     # every spelling of torch.compile's default mode resolves to "true"; a mode keeps its name.
     assert all(

@@ -12,6 +12,7 @@ from conftest import make_spec
 
 from resnet_repro import devices
 from resnet_repro.config import CONF_DIR, ConfigError
+from resnet_repro.machine import Cpu
 from resnet_repro.train import build_trainer, train
 
 
@@ -64,6 +65,9 @@ def test_precision_and_compile_on_cuda(monkeypatch, accelerator, capability, pre
 
 def test_precision_and_compile_on_cpu_kinds(monkeypatch):
     fake_gpus(monkeypatch, 0)
+    # Zen 4: compiling measured faster in fp32, slower in bf16 (conf/cpu_kinds.yaml)
+    zen4 = Cpu("AMD EPYC", "25", "17", ("avx512f", "avx512_bf16"), "AuthenticAMD", 2600.0)
+    monkeypatch.setattr("resnet_repro.compute.read_cpu", lambda: zen4)
     for native, precision, compile in ((True, "bf16-mixed", "false"), (False, "32-true", "true")):
         monkeypatch.setattr("resnet_repro.compute.cpu_has_native_bf16", lambda native=native: native)
         for accelerator in ("auto", "cpu"):

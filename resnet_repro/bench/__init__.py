@@ -29,6 +29,7 @@ timings, to say where a step's time goes.
     profile.py    where a step of (b) spends its time, by part
     render.py     the Markdown and CSV result, and its file name
     cli.py        the command line
+    sweeps.py     a whole sweep one run at a time against side by side (python -m resnet_repro.bench.sweeps)
     ../machine.py the machine the result names
 
 Importing this package imports nothing else: `python -m resnet_repro.bench` sets the thread

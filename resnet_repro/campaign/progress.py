@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
-from ..runs import RunDir, RunFileError
+from ..runs import RunDir, RunFileError, process_alive
 from .store import Campaign, Run
 
 
@@ -19,11 +20,12 @@ def progress(run_dir: Path) -> dict:
         out[row["split"]] = float(row["error"])
         out["step"] = max(out["step"], row["step"])
         out["elapsed_s"] = float(row["elapsed_s"])
-    timed = [(r["step"], float(r["elapsed_s"])) for r in rows if r["split"] == "train"]
-    if len(timed) >= 2:  # the latest stretch: the machine may have changed since the first
-        (s0, t0), (s1, t1) = timed[max(0, len(timed) - 20)], timed[-1]
-        if s1 > s0 and t1 > t0:
-            out["s_per_it"] = (t1 - t0) / (s1 - s0)
+    timed = [(r["step"], float(r["elapsed_s"])) for r in rows if r["split"] == "train"][-21:]
+    # The median over the latest 20 intervals between log points: the machine may have changed since the
+    # first, and one interval that spans a pause (a benchmark, SIGSTOP) or a stop must not set the rate.
+    rates = [(t1 - t0) / (s1 - s0) for (s0, t0), (s1, t1) in zip(timed, timed[1:]) if s1 > s0 and t1 > t0]
+    if rates:
+        out["s_per_it"] = statistics.median(rates)
     return out
 
 
@@ -37,6 +39,16 @@ def scaled_rate(rates: dict[int, float], depth: int) -> float | None:
         return None
     nearest = min(rates, key=lambda d: abs(d - depth))
     return rates[nearest] * (depth - 2) / (nearest - 2)
+
+
+def shown_state(campaign: Campaign, run: Run, supervisor: int | None) -> str:
+    """The run's state as status.json has it, but "stopped" for a "running" run whose process is gone (a run
+    stopped by a SIGTERM under older code, or killed) or whose campaign is not running."""
+    status = campaign.run_status(run)
+    state = status.get("state", "waiting")
+    if state == "running" and (supervisor is None or process_alive(status.get("pid"), status.get("host")) is False):
+        return "stopped"
+    return state
 
 
 def status(name: str, root: Path | None = None) -> None:
@@ -54,8 +66,7 @@ def status(name: str, root: Path | None = None) -> None:
         p = progress(campaign.run_dir(run))
         if p["s_per_it"]:
             rates.setdefault(run.depth, p["s_per_it"])
-        state = campaign.run_state(run)
-        runs.append((run, p, "stopped" if state == "running" and pid is None else state))
+        runs.append((run, p, shown_state(campaign, run, pid)))
     seconds_left, steps_done, steps_all = 0.0, 0, 0
     for run, p, state in runs:
         left = 0 if state in ("done", "diverged") else run.steps - p["step"]
