@@ -161,8 +161,13 @@ def status_text(status: dict) -> str:
     return f"{state}{at}" + (f" ({reason})" if reason else "")
 
 
+# What "the code" is, for code_commit: a change to results/, notebooks/ or the README changes no run.
+CODE_PATHS = (":/resnet_repro", ":/run.py", ":/pyproject.toml")
+
+
 def code_commit() -> str:
-    """The commit of this code, '+ uncommitted changes' where the tree differs; 'unknown' outside git."""
+    """The commit of this code, '+ uncommitted changes' where the code (CODE_PATHS) differs from it;
+    'unknown' outside git."""
     here = Path(__file__).resolve().parent
     try:
         sha = subprocess.run(
@@ -172,7 +177,7 @@ def code_commit() -> str:
             return "unknown"
         # --no-optional-locks: never take the index lock of a working tree others are using
         dirty = subprocess.run(
-            ["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
             cwd=here,
             capture_output=True,
             text=True,
