@@ -72,6 +72,8 @@ def test_start_stop_resume_status_collect(tmp_path, tiny_batches):
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     assert json.loads(campaign.definition_file.read_text())["commit"] == commit
     assert int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16]) == 19  # nice value
+    autogroup = Path(f"/proc/{pid}/autogroup")  # Linux with autogroup: the session's group is niced too
+    assert not autogroup.exists() or autogroup.read_text().split()[-1] == "19"
 
     run_dirs = [campaign.runs_dir / "tiny" / name / "seed0" for name in ("resnet-8", "plain-8")]
     wait_for(lambda: all((d / "last.ckpt").is_file() for d in run_dirs), 300, "a checkpoint of each run")
