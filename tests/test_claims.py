@@ -97,3 +97,15 @@ def test_option_b_runs_are_not_the_papers_nets_and_are_left_out():
     data = curves(PAPERLIKE).assign(shortcut=lambda d: d.arch.map({"plain": "none", "resnet": "A"}))
     worse = curves({("resnet", 56): (0.5, 0.5)}).assign(shortcut="B")  # a bad option-B ResNet-56 changes nothing
     assert check_claims(pd.concat([data, worse])).equals(check_claims(data))
+
+
+def test_the_readmes_claims_table_says_what_the_committed_report_computed():
+    """The README quotes results/tenth's claims table: each row's verdict must be the report's."""
+    from conftest import REPO
+
+    committed = pd.read_csv(REPO / "results" / "tenth" / "claims.csv").set_index("number").verdict
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("### What the paper claims, and what these runs show") :]
+    rows = [line.split("|") for line in table.splitlines() if line.startswith("| ") and line[2].isdigit()][:7]
+    quoted = {int(cells[1]): cells[4].strip().strip("*") for cells in rows}
+    assert quoted == committed.to_dict()
