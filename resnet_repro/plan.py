@@ -69,7 +69,7 @@ def plan_run(overrides: list[str], label: str = "") -> Planned:
     from filelock import FileLock, Timeout
 
     from .config import ConfigError, compose, resolve
-    from .runs import ConfigMismatch, RunDir, RunFileError
+    from .runs import ConfigMismatch, RunDir, RunFileError, status_text
 
     try:
         spec = resolve(compose(overrides))
@@ -79,12 +79,14 @@ def plan_run(overrides: list[str], label: str = "") -> Planned:
     planned = Planned(run_id=spec.run_id, run_dir=str(spec.run_dir), state="new", spec=spec)
     try:
         run.check_config(spec.config)
-        state = run.status().get("state")
+        status = run.status()
+        state = status.get("state")
         if state in ("done", "diverged"):
             planned.state = state
         elif run.path.is_dir() and run.check_resume(spec.steps, spec.log_every):
             planned.start_step = run.check_checkpoint(spec.steps)
-            planned.state = f"resume at step {planned.start_step}" + (" (failed before)" if state == "failed" else "")
+            # how it was left: "stopped at step s by SIGINT", "killed at step s (...)", "failed at step s (...)"
+            planned.state = f"resume at step {planned.start_step}" + (f" ({status_text(status)})" if state else "")
         if run.lock_file.is_file() and planned.state not in ("done", "diverged"):
             lock = FileLock(str(run.lock_file))
             try:

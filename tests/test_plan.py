@@ -9,6 +9,7 @@ from test_resilience import interrupted_run
 from test_train import run_py
 
 from resnet_repro.plan import plan
+from resnet_repro.runs import status_text
 
 
 def planned(args: list[str], capsys, measure: bool = False) -> tuple[int, list[str], str]:
@@ -64,6 +65,8 @@ def test_plan_states_of_existing_runs(tiny_batches, tmp_path, monkeypatch, capsy
     status, lines, _ = planned(["-m", "depth=8,14", "arch=resnet", *args], capsys)
     states = {line.split()[0].split("/")[-2]: " ".join(line.split()[1:5]) for line in lines if "/seed0" in line}
     assert status == 0 and states["resnet-8"].startswith("resume at step 4") and states["resnet-14"].startswith("new")
+    resumed = next(line for line in lines if "resnet-8/seed0" in line)
+    assert f"resume at step 4 ({status_text(run.status())})" in resumed, resumed  # how it was left
     assert {p: p.stat().st_mtime_ns for p in files(run.path)} == before, "the run directory is only read"
     run.set_status("done", step=8, steps=8)
     _, lines, _ = planned(["depth=8", *args], capsys)
