@@ -132,6 +132,12 @@ def resolve(cfg: DictConfig, check_data: bool = True) -> RunSpec:
     unknown = sorted(set(flatten(config)) - set(defaults()))
     if unknown:
         key = unknown[0]
+        group = [k for k in defaults() if k.startswith(f"{key}.")]
+        if group:  # `optim=5`: one value for a group of settings
+            raise ConfigError(
+                f"{key} is a group of settings ({', '.join(group)}), not one; set one of them, "
+                f"e.g. {group[0]}={flatten(config)[key]}"
+            )
         raise ConfigError(
             f"{key} is not a setting of this project, so it would change nothing"
             f"{_did_you_mean(key, flatten(config)[key])} (or remove it)"

@@ -68,6 +68,7 @@ SETTINGS = [
     ("optim.lr=inf", 2, "optim.lr=inf must be a number > 0"),
     ("optim.lr=abc", 2, "optim.lr=abc must be a number > 0"),
     ("optim.momentum=1.5", 2, "optim.momentum=1.5 must be a number >= 0 and < 1"),
+    ("optim=5", 2, "optim is a group of settings (optim.lr, optim.momentum, optim.weight_decay, optim.lr_milestones, optim.lr_decay), not one; set one of them, e.g. optim.lr=5"),
     ("optim.weight_decay=-1", 2, "optim.weight_decay=-1 must be a number >= 0"),
     ("optim.lr_decay=0", 2, "optim.lr_decay=0 must be a number > 0 and <= 1"),
     ("optim.lr_milestones=[0.5,2]", 2, "optim.lr_milestones=[0.5, 2] must be a list of fractions of steps in (0, 1]"),
