@@ -12,6 +12,7 @@ import os
 import signal
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -325,7 +326,11 @@ def _fit_model(
     else:  # how it was left: stopped (SIGTERM, Ctrl-C), killed (its process gone), failed
         print(f"[resume] {run.path} at step {resume_step} ({left}) {how}")
     resume = None if resume_step is None else str(run.checkpoint)
-    trainer.fit(module, train_dataloaders=train_batches, ckpt_path=resume)
+    with warnings.catch_warnings():
+        # pytorch_lightning 2.6 calls a torch API that torch 2.14 deprecates, once per run: it says nothing
+        # to the user of a run (their code does not call it), so it is not shown in every run's output.
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+        trainer.fit(module, train_dataloaders=train_batches, ckpt_path=resume)
     if recorder.diverged:
         return "diverged"
     if recorder.stopped_by:
