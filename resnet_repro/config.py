@@ -129,20 +129,21 @@ def resolve(cfg: DictConfig, check_data: bool = True) -> RunSpec:
             f"cannot resolve the config: {str(e).splitlines()[0]}; check the ${{...}} in the overrides"
         ) from None
     config = {k: v for k, v in config.items() if k != "hydra"}
-    unknown = sorted(set(flatten(config)) - set(defaults()))
+    flat = flatten(config)
+    unknown = sorted(set(flat) - set(defaults()))
     if unknown:
         key = unknown[0]
         group = [k for k in defaults() if k.startswith(f"{key}.")]
         if group:  # `optim=5`: one value for a group of settings
             raise ConfigError(
                 f"{key} is a group of settings ({', '.join(group)}), not one; set one of them, "
-                f"e.g. {group[0]}={flatten(config)[key]}"
+                f"e.g. {group[0]}={flat[key]}"
             )
         raise ConfigError(
             f"{key} is not a setting of this project, so it would change nothing"
-            f"{_did_you_mean(key, flatten(config)[key])} (or remove it)"
+            f"{_did_you_mean(key, flat[key])} (or remove it)"
         )
-    c = _Checker(flatten(config))
+    c = _Checker(flat)
     sweep_dir = Path(str(c.raw("out_dir"))) / check_name(c.raw("name"))
     run_dir = Path(str(c.raw("run_dir")))
     if Path(os.path.normpath(sweep_dir)) not in Path(os.path.normpath(run_dir)).parents:  # run_id=, run_dir= by hand

@@ -196,7 +196,7 @@ def test_the_sweep_measurement_runs_both_ways_and_writes_its_result(tiny_batches
     assert "| one at a time, all threads | - |" in text
     assert "| side by side, " in text and "trainer.threads=1" in text
     assert "x the runs per hour" in text
-    assert sweeps.count_runs("arch=plain,resnet depth=20,56 seed=0,1,2") == 12
+    assert sweeps.count_runs(["arch=plain,resnet", "depth=20,56", "seed=0,1,2"]) == 12
     assert sweeps.merged(["steps=400", "depth=8", "steps=8"]) == ["steps=8", "depth=8"]
     with pytest.raises(SystemExit):  # never overwrites a result
         sweeps.main(["--data-root", str(tiny_batches), "--out", str(out)])

@@ -42,8 +42,9 @@ class Work:
     def arithmetic_of(self, path: TimedPath) -> str:
         return "fp32" if path.kind == "reference" else self.arithmetic[path]  # the reference is fp32 by design
 
-    def gflops(self, row: Row) -> float:
-        return row.images_per_s * self.flops[row.depth].training / 1e9
+    def gflops(self, depth: int, images_per_s: float) -> float:
+        """Training GFLOP/s of `depth` at this speed (images/s x counted FLOPs per training image)."""
+        return images_per_s * self.flops[depth].training / 1e9
 
     def fractions(self, path: TimedPath, gflops: float) -> tuple[float | None, float]:
         """Of the nominal peak (None where not modelled) and of the measured ceiling, for the path's arithmetic."""
@@ -134,7 +135,7 @@ def achieved(work: Work, depths: list[int], paths: list[TimedPath], median: dict
     lines.append("|---|---|---|---|---|---|")
     for d in depths:
         for p in paths:
-            gflops = median[d, p] * work.flops[d].training / 1e9
+            gflops = work.gflops(d, median[d, p])
             of_peak, of_measured = work.fractions(p, gflops)
             cells = [f"ResNet-{d}", p.label, work.arithmetic_of(p), f"{gflops:.1f}", percent(of_peak)]
             lines.append("| " + " | ".join([*cells, percent(of_measured)]) + " |")
@@ -177,7 +178,7 @@ def write_csv(rows: list[Row], out: Path, work: Work | None = None) -> None:
         for r in rows:
             cells = [r.depth, r.path.label, r.repeat, f"{r.images_per_s:.2f}", r.load, "", "", ""]
             if work:
-                gflops = work.gflops(r)
+                gflops = work.gflops(r.depth, r.images_per_s)
                 of_peak, of_measured = work.fractions(r.path, gflops)
                 cells[-3:] = [f"{gflops:.2f}", "" if of_peak is None else f"{of_peak:.4f}", f"{of_measured:.4f}"]
             writer.writerow(cells)

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from .. import machine
+from ..plan import job_overrides
 from .render import default_out, taken
 
 SWEEP = ["-m", "experiment=tenth", "report=false", "trainer.progress_bar=lines"]
@@ -59,12 +60,9 @@ def merged(overrides: list[str]) -> list[str]:
     return [f"{k}={v}" for k, v in dict(o.split("=", 1) for o in overrides).items()]
 
 
-def count_runs(nets: str) -> int:
-    """The runs a sweep of `nets` ('arch=plain,resnet depth=20,56') makes: the product of the choices."""
-    runs = 1
-    for override in nets.split():
-        runs *= len(override.partition("=")[2].split(","))
-    return runs
+def count_runs(overrides: list[str]) -> int:
+    """The runs `python run.py -m <SWEEP> <overrides>` launches, as Hydra's sweeper expands them (plan.py)."""
+    return len(job_overrides([*SWEEP[1:], *overrides], multirun=True)[0])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -89,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         "| way | overrides | wall time | runs per hour |",
         "|---|---|---:|---:|",
     ]
-    times, runs = {}, count_runs(args.nets)
+    times, runs = {}, count_runs(settings)
     with tempfile.TemporaryDirectory(prefix="resnet-sweeps-") as tmp:
         for i, (way, overrides) in enumerate(ways(cores).items()):
             seconds = timed_sweep([*settings, *overrides], Path(tmp) / f"way{i}", Path(tmp) / f"way{i}.log")
