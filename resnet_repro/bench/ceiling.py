@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import machine
+from .reference import sync
 
 # The precision a path trains in, as a Lightning precision names it -> the arithmetic it runs.
 ARITHMETIC = {"32-true": "fp32", "bf16-mixed": "bf16", "16-mixed": "fp16"}
@@ -56,12 +57,10 @@ def fastest(op, device: torch.device, repeats: int = MATMUL_REPEATS) -> float:
     and the library's kernels)."""
     best = float("inf")
     for i in range(repeats + 1):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        sync(device)
         start = time.perf_counter()
         op()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        sync(device)
         if i:
             best = min(best, time.perf_counter() - start)
     return best
