@@ -7,6 +7,8 @@
     compile      auto -> torch.compile's default mode (no CUDA graphs) for runs of >= 5000 steps on a GPU,
                  and on a CPU where conf/cpu_kinds.yaml says it measured faster for that kind of CPU and
                  precision; eager otherwise
+    keep_freed_memory  auto -> on for a CPU run where conf/cpu_kinds.yaml says it measured faster for that
+                 kind of CPU (allocator.py); off on a GPU, whose activations are not in the CPU's memory
     progress_bar auto -> a live bar on a terminal, a line every 10% in a job's log
 
 Called by `config.resolve`; the values land in the RunSpec's TrainerSettings (spec.py).
@@ -56,6 +58,7 @@ def resolve_trainer(c, steps: int) -> TrainerSettings:
         compile=_compile(c.raw("trainer.compile"), accelerator, precision, steps),
         channels_last=c.flag("trainer.channels_last"),
         threads=threads,
+        keep_freed_memory=_keep_freed_memory(c.raw("trainer.keep_freed_memory"), accelerator),
         cudnn_benchmark=c.flag("trainer.cudnn_benchmark"),
         deterministic=c.flag("trainer.deterministic"),
         eval_batch_size=c.whole("trainer.eval_batch_size"),
@@ -112,12 +115,16 @@ def cpu_kinds() -> dict:
     return OmegaConf.to_container(OmegaConf.load(CPU_KINDS))
 
 
-def compile_measured_faster(precision: str) -> bool:
-    """Whether conf/cpu_kinds.yaml has this CPU's kind (vendor, family, model) compiling faster than eager
-    in `precision`; False for a kind not measured."""
+def measured_faster(setting: str) -> bool:
+    """Whether conf/cpu_kinds.yaml has `setting` measured faster on this CPU's kind (vendor, family, model);
+    False for a kind not measured."""
     cpu = read_cpu()
-    measured = cpu_kinds().get(f"{cpu.vendor}-{cpu.kind}", {})
-    return bool(measured.get("compile_bf16" if precision == "bf16-mixed" else "compile_fp32", False))
+    return bool(cpu_kinds().get(f"{cpu.vendor}-{cpu.kind}", {}).get(setting, False))
+
+
+def compile_measured_faster(precision: str) -> bool:
+    """Whether compiling measured faster than eager on this CPU's kind, in `precision`."""
+    return measured_faster("compile_bf16" if precision == "bf16-mixed" else "compile_fp32")
 
 
 def _compile(value, accelerator: str, precision: str, steps: int) -> str:
@@ -139,6 +146,17 @@ def _compile(value, accelerator: str, precision: str, steps: int) -> str:
     if accelerator == "cpu" and not compile_measured_faster(precision):
         return "false"
     return "true" if steps >= COMPILE_AUTO_MIN_STEPS else "false"
+
+
+def _keep_freed_memory(value, accelerator: str) -> bool:
+    """trainer.keep_freed_memory, with auto resolved: on for a CPU run where it measured faster on this
+    kind of CPU (conf/cpu_kinds.yaml)."""
+    keep = str(value).lower()
+    if keep not in ("auto", "true", "false"):
+        raise ConfigError(f"trainer.keep_freed_memory={value} is unknown; use auto, true or false")
+    if keep != "auto":
+        return keep == "true"
+    return accelerator == "cpu" and measured_faster("keep_freed_memory")
 
 
 def _progress(value) -> str:

@@ -52,6 +52,7 @@ class TrainerSettings:
     compile: str  # "false" (eager) | "true" (torch.compile's default mode) | a torch.compile mode
     channels_last: bool
     threads: int | None  # CPU threads of PyTorch's ops; None = torch's default
+    keep_freed_memory: bool  # keep freed CPU memory in the process (allocator.py)
     cudnn_benchmark: bool
     deterministic: bool
     eval_batch_size: int

@@ -21,6 +21,7 @@ from filelock import FileLock, Timeout
 from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from .allocator import keep_freed_memory
 from .config import ConfigError, RunSpec, cpu_name, resolve
 from .data import DataError, EvalBatches, Split, TrainBatches, load_cifar10, split_cifar10
 from .devices import gpu_slot, use_float32_precision
@@ -270,6 +271,8 @@ def build_trainer(spec: RunSpec, root_dir, callbacks: list | None = None, device
     progress = progress_callbacks(settings.progress_bar)
     if settings.threads:  # CPU threads of PyTorch's ops (speed only); unset: torch's default, one per core
         torch.set_num_threads(settings.threads)
+    if settings.keep_freed_memory:  # process-wide, for good: where memory comes from, not what is computed
+        keep_freed_memory()
     use_float32_precision(settings.precision)  # 32-true is fp32 on a GPU too: no TF32
     logger = False
     if settings.logger == "tensorboard":  # checked when resolved: the package is there

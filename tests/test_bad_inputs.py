@@ -81,6 +81,7 @@ SETTINGS = [
     ("trainer.precision=fp8", 2, "trainer.precision=fp8 is unknown; use auto, 32-true (fp32, the paper's) or bf16-mixed"),
     ("trainer.accelerator=tpu", 2, "trainer.accelerator=tpu is unknown; use auto, cpu, cuda"),
     ("trainer.threads=-1", 2, "trainer.threads=-1 must be a positive whole number, or null"),
+    ("trainer.keep_freed_memory=maybe", 2, "trainer.keep_freed_memory=maybe is unknown; use auto, true or false"),
     ("trainer.channels_last=maybe", 2, "trainer.channels_last=maybe must be true or false (default: trainer.channels_last=True)"),
     ("trainer.eval_batch_size=0", 2, "trainer.eval_batch_size=0 must be a positive whole number"),
     ("trainer.checkpoint_every=0", 2, "trainer.checkpoint_every=0 must be a positive whole number"),

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from resnet_repro.bench import cli
 from resnet_repro.bench.ceiling import Ceiling
 from resnet_repro.bench.cli import main
 from resnet_repro.bench.flops import NetFlops, count_flops
+from resnet_repro.bench.harness import run_spec
 from resnet_repro.bench.paths import BARE_LOOP, PROJECT, reference_path, variant_path
 from resnet_repro.bench.profile import ELSE, STEP, StepProfile, part_of
 from resnet_repro.bench.render import Row, Work, default_out, render
@@ -64,6 +66,20 @@ def test_bench_prints_and_writes_the_table_of_all_three_paths(tmp_path, capsys):
     with pytest.raises(SystemExit) as refused:
         main([*TINY, "--out", str(out)])
     assert refused.value.code == 2 and "exists" in capsys.readouterr().err
+
+
+def test_a_variant_that_changes_a_process_wide_setting_is_timed_in_a_process_of_its_own(tmp_path, monkeypatch):
+    flipped = f"trainer.keep_freed_memory={str(not run_spec([]).trainer.keep_freed_memory).lower()}"
+    started = []
+    start = cli.project_process
+    monkeypatch.setattr(
+        cli, "project_process", lambda overrides, *args: started.append(overrides) or start(overrides, *args)
+    )
+    also = ["--also", flipped, "--also", "trainer.channels_last=false"]
+    table = main([*TINY, "--profile", "0", *also, "--out", str(tmp_path / "bench.md")])
+    assert started == [["depth=8", "arch=resnet", flipped]]  # the other variant shares the benchmark's process
+    for label in (f"(a) with {flipped}", "(a) with trainer.channels_last=false"):
+        assert float(cells_of(table, f"| ResNet-8 | {label} |")[3]) > 0  # its GFLOP/s: it was timed
 
 
 def test_each_timed_path_is_named_as_the_committed_results_name_it():

@@ -53,6 +53,9 @@ def test_precision_and_compile_on_cuda(monkeypatch, accelerator, capability, pre
     long = make_spec([f"trainer.accelerator={accelerator}"], check_data=False).trainer
     assert (long.accelerator, long.precision) == ("cuda", precision)
     assert long.compile == "true", "auto on a GPU: torch.compile's default mode, never CUDA graphs"
+    zen5 = Cpu("AMD EPYC", "26", "2", ("avx512f", "avx512_bf16"), "AuthenticAMD", 2696.0)
+    monkeypatch.setattr("resnet_repro.compute.read_cpu", lambda: zen5)  # keeps freed memory on its CPU runs
+    assert not long.keep_freed_memory and not make_spec([], check_data=False).trainer.keep_freed_memory
     short = make_spec([f"trainer.accelerator={accelerator}", "steps=600", "eval_every=200"], check_data=False).trainer
     assert short.compile == "false"
     assert (

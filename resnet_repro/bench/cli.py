@@ -19,25 +19,31 @@ from pathlib import Path
 import torch
 
 from .. import machine
-from ..config import ConfigError, RunSpec, compose, resolve
-from ..data import Split, load_cifar10, split_cifar10
+from ..allocator import keep_freed_memory
+from ..config import ConfigError, RunSpec
+from ..data import Split
+from ..runs import code_commit
 from .ceiling import ARITHMETIC, measure_ceiling
 from .flops import count_flops
-from .harness import BareLoop, ProjectPath, generated_split, resolved_device, rotation
+from .harness import (
+    BareLoop,
+    ProjectPath,
+    process_wide_change,
+    project_process,
+    resolved_device,
+    rotation,
+    run_spec,
+    training_split,
+)
 from .paths import BARE_LOOP, PROJECT, variant_path
 from .profile import StepProfile, profile_steps
-from .reference import ReferenceProcess, write_batches
+from .reference import reference_process, write_batches
 from .render import Row, Work, default_out, render, taken, write_csv
 
 DESCRIPTION = (
     "Training throughput, three ways, in one run on one machine: (a) the project through Lightning, "
     "(b) the same module in a bare loop, (c) a public reproduction's loop."
 )
-
-
-def run_spec(overrides: list[str]) -> RunSpec:
-    """The run these overrides describe, as run.py would resolve it (the data is the benchmark's own)."""
-    return resolve(compose(overrides), check_data=False)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -97,7 +103,8 @@ def settings(args: argparse.Namespace, base: RunSpec, split: Split, argv: list[s
     compiled = f"{'compiled' if t.compiled else 'eager'} for a run of {base.steps} steps"
     project = (
         f"channels_last={t.channels_last}, compile={base.config['trainer']['compile']} ({compiled}), "
-        f"threads={t.threads or 'torch default'}, precision={t.precision}, batch {base.batch_size}, "
+        f"threads={t.threads or 'torch default'}, keep_freed_memory={t.keep_freed_memory} (process-wide: "
+        f"a variant that changes it runs in a process of its own), precision={t.precision}, batch {base.batch_size}, "
         f"progress bar={t.progress_bar}"
     )
     reference = (
@@ -116,6 +123,7 @@ def settings(args: argparse.Namespace, base: RunSpec, split: Split, argv: list[s
         "timing": f"{args.warmup} warm-up + {args.steps} timed steps per measurement, "
         f"{args.repeats} repeats interleaved",
         "command": "python -m resnet_repro.bench " + " ".join(argv),
+        "code": code_commit(),
     }
 
 
@@ -183,11 +191,9 @@ def main(argv: list[str] | None = None) -> str:
 
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    if args.data_root:
-        data = load_cifar10(args.data_root, cache_dir=base.data.cache_dir)
-        split = split_cifar10(data, base.data.val_size, base.data.split_seed)
-    else:
-        split = generated_split()
+    if base.trainer.keep_freed_memory:  # process-wide: (a) and (b) alike from the start
+        keep_freed_memory()
+    split = training_split(args.data_root, base)
     info = machine.facts()
     described = settings(args, base, split, argv if argv is not None else sys.argv[1:])
     work = counted_work(depths, specs, variants, args.also, resolved_device(base), base.trainer.threads)
@@ -205,19 +211,25 @@ def main(argv: list[str] | None = None) -> str:
             spec = specs[depth]
             project = ProjectPath(spec, split, lightning_dir)
             references = [
-                ReferenceProcess(depth, ref_root, w, resolved_device(spec), spec.batch_size, env)
+                reference_process(depth, ref_root, w, resolved_device(spec), spec.batch_size, env)
                 for env in envs
                 for w in workers
             ]
             bare = BareLoop(spec, split, project.module)
-            harnesses = [project, bare, *references]
+            harnesses, processes = [project, bare], list(references)
             for also in args.also:
-                harnesses.append(ProjectPath(variants[depth, also], split, lightning_dir, path=variant_path(also)))
+                path, variant = variant_path(also), variants[depth, also]
+                if process_wide_change(variant, base):  # cannot share this process: a process of its own
+                    overrides = [f"depth={depth}", "arch=resnet", *args.set, *also.split(",")]
+                    processes.append(project_process(overrides, args.data_root, path))
+                else:
+                    harnesses.append(ProjectPath(variant, split, lightning_dir, path=path))
+            harnesses += processes
             try:
                 rows += timed(harnesses, depth, args.repeats, args.warmup, args.steps)
             finally:
-                for reference in references:
-                    reference.close()
+                for process in processes:
+                    process.close()
             if args.profile and bare.device.type == "cpu":  # after the timings: they run unprofiled
                 profiles[depth] = profile_steps(bare, args.warmup, args.profile)
                 print(f"ResNet-{depth}: profiled {profiles[depth].ms_per_step:.1f} ms per bare-loop step", flush=True)

@@ -6,13 +6,18 @@
 
 A harness has `path` (its TimedPath) and `measure(warmup, steps)`: images per second between the
 end of step `warmup` and the end of step `warmup + steps`, data loading included. The reference
-(c) is in reference.py; `rotation` is the order they run in.
+(c) is in reference.py; `rotation` is the order they run in. A variant of (a) that changes a
+process-wide setting runs in a process of its own (project_process).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
+import os
+import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -23,10 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import record_function
 
-from ..config import RunSpec
-from ..data import Split
+from ..config import RunSpec, compose, resolve
+from ..data import Split, load_cifar10, split_cifar10
 from ..train import build_module, build_trainer, training_batches
 from .paths import BARE_LOOP, PROJECT, TimedPath
+from .process import PathProcess, serve
 from .reference import sync
 
 DATA = "bench::data"  # the profiler's name for cutting and augmenting a batch (the bare loop's next())
@@ -39,6 +45,11 @@ def generated_split(n_train: int = 45000, seed: int = 0) -> Split:
     labels = torch.randint(0, 10, (n_train,), generator=g)
     empty = images[:0]
     return Split(images, labels, empty, labels[:0], empty, labels[:0], images.float().mean(0) / 255, "generated images")
+
+
+def run_spec(overrides: list[str]) -> RunSpec:
+    """The run these overrides describe, as run.py would resolve it (the data is the benchmark's own)."""
+    return resolve(compose(overrides), check_data=False)
 
 
 def rotation(harnesses: list, repeat: int) -> list:
@@ -143,3 +154,30 @@ class BareLoop:
             step()
         sync(self.device)
         return steps * self.spec.batch_size / (time.perf_counter() - start)
+
+
+def process_wide_change(spec: RunSpec, base: RunSpec) -> bool:
+    """Whether `spec` differs from `base` in a setting that holds for a whole process once a run sets it."""
+    return spec.trainer.keep_freed_memory != base.trainer.keep_freed_memory
+
+
+def training_split(data_root: str | None, spec: RunSpec) -> Split:
+    """The images every path trains on: CIFAR-10 from `data_root` (any layout data.py reads), or generated."""
+    if not data_root:
+        return generated_split()
+    data = load_cifar10(data_root, cache_dir=spec.data.cache_dir)
+    return split_cifar10(data, spec.data.val_size, spec.data.split_seed)
+
+
+def project_process(overrides: list[str], data_root: str | None, path: TimedPath) -> PathProcess:
+    """(a) with `overrides` (the benchmark's whole list), in a process of its own (process.py)."""
+    code = "from resnet_repro.bench.harness import serve_project; serve_project()"
+    return PathProcess(path, code, [json.dumps(overrides), data_root or ""], dict(os.environ))
+
+
+def serve_project() -> None:
+    """The child side of project_process: argv = the overrides (JSON), the data root ("" = generated)."""
+    spec = run_spec(json.loads(sys.argv[1]))
+    split = training_split(sys.argv[2], spec)
+    with tempfile.TemporaryDirectory(prefix="resnet-bench-") as tmp:
+        serve(ProjectPath(spec, split, Path(tmp)))

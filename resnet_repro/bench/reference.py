@@ -7,36 +7,28 @@ per-step loss.item() and accuracy. It reads the benchmark's uint8 images: they a
 temporary cifar-10-batches-py folder that torchvision's CIFAR10 class reads itself (only its md5
 check of the official files is skipped, since a JPEG copy or generated images cannot match it).
 
-The process protocol (ReferenceProcess <-> serve): the parent starts `python -c` with the depth,
-data root, workers, device and batch size as arguments; the child builds its loader and model,
-prints "ready", then for each line "<warmup> <steps>" on its stdin prints the images per second of
-one measurement; closing its stdin ends it.
+It runs in a process of its own (process.py), started with the depth, data root, workers, device and
+batch size as arguments.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
-import subprocess
 import sys
-import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-import resnet_repro
-
 from ..data import CLASSES
 from ..models import build_model
 from ..threads import project_thread_env, user_thread_env
 from .paths import ThreadEnv, reference_path
+from .process import PathProcess, serve
 
-# The folder resnet_repro is imported from (a checkout, or site-packages): the reference's process imports it too.
-PACKAGE_PARENT = Path(resnet_repro.__file__).resolve().parent.parent
 # The reference's input normalisation, as akamaster/pytorch_resnet_cifar10 writes it (ImageNet's mean/std).
 REFERENCE_MEAN, REFERENCE_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -125,59 +117,24 @@ class Reference:
         return seen / elapsed
 
 
-class ReferenceProcess:
+def reference_process(
+    depth: int, data_root: Path, workers: int, device: torch.device, batch_size: int, thread_env: ThreadEnv
+) -> PathProcess:
     """(c) in a process of its own, so that it runs with the thread environment a public script gets.
 
     A run sets GOMP_SPINCOUNT (see threads.py): part of the project's fast path, which a public
     reproduction's script does not have. thread_env="default" starts the reference with the
     environment as the user gave it (torch imported first, the OpenMP variables as they were before
     any entry point set them); "project" with the project's. The process builds its loader and
-    model once and then waits, idle, for each measurement, so the paths still run in one rotation.
+    model once and then waits, idle, for each measurement.
     """
-
-    def __init__(
-        self, depth: int, data_root: Path, workers: int, device: torch.device, batch_size: int, thread_env: ThreadEnv
-    ):
-        self.path = reference_path(workers, thread_env)
-        environ = (user_thread_env if thread_env == "default" else project_thread_env)(dict(os.environ))
-        environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_PARENT), environ.get("PYTHONPATH")]))
-        code = "import torch; from resnet_repro.bench.reference import serve; serve()"  # torch first
-        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (the child's stderr, closed by close())
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", code, str(depth), str(data_root), str(workers), str(device), str(batch_size)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-            bufsize=1,
-            env=environ,
-        )
-        self.reply()  # "ready"
-
-    def reply(self) -> str:
-        line = self.process.stdout.readline()
-        if not line:
-            self.log.seek(0)
-            raise RuntimeError(f"the reference process ({self.path.code}) failed:\n{self.log.read()[-3000:]}")
-        return line.strip()
-
-    def measure(self, warmup: int, steps: int) -> float:
-        self.process.stdin.write(f"{warmup} {steps}\n")
-        return float(self.reply())
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.stdin.close()
-            self.process.wait(timeout=60)
-        self.log.close()
+    environ = (user_thread_env if thread_env == "default" else project_thread_env)(dict(os.environ))
+    code = "import torch; from resnet_repro.bench.reference import serve_reference; serve_reference()"  # torch first
+    args = [str(depth), str(data_root), str(workers), str(device), str(batch_size)]
+    return PathProcess(reference_path(workers, thread_env), code, args, environ)
 
 
-def serve() -> None:
-    """The child side of ReferenceProcess: argv = depth, data root, workers, device, batch size."""
+def serve_reference() -> None:
+    """The child side of reference_process: argv = depth, data root, workers, device, batch size."""
     depth, root, workers, device, batch_size = sys.argv[1:6]
-    loop = Reference(int(depth), Path(root), int(workers), torch.device(device), int(batch_size))
-    warnings.simplefilter("ignore")
-    print("ready", flush=True)
-    for line in sys.stdin:
-        warmup, steps = map(int, line.split())
-        print(f"{loop.measure(warmup, steps):.6f}", flush=True)
+    serve(Reference(int(depth), Path(root), int(workers), torch.device(device), int(batch_size)))
