@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from resnet_repro.campaign import Campaign, main
+from resnet_repro.campaign.progress import rates_to_predict
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -110,3 +111,12 @@ def test_start_stop_resume_status_collect(tmp_path, tiny_batches):
 def test_commands_on_an_unknown_campaign_name_the_fix(tmp_path, command, capsys):
     assert main([command, "nothing", "--home", str(tmp_path)]) == 2
     assert "python -m resnet_repro.campaign start nothing" in capsys.readouterr().err
+
+
+def test_runs_not_running_are_predicted_at_the_rate_of_the_one_running_now():
+    # plain-20 was measured at 0.42 s/it beside other work; ResNet-20 runs now at 0.15 on the quiet machine
+    runs = [(20, 0.78, "done"), (20, 0.15, "running"), (20, 0.42, "stopped"), (56, None, "waiting")]
+    assert rates_to_predict(runs)[1:] == [0.15, 0.15, pytest.approx(0.15 * 54 / 18)]
+    # With nothing running, a run's own rate, else the nearest measured depth's, scaled by layers
+    assert rates_to_predict([(20, 0.42, "stopped"), (56, None, "waiting")]) == [0.42, pytest.approx(0.42 * 3)]
+    assert rates_to_predict([(56, None, "waiting")]) == [None]

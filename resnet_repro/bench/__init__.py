@@ -23,7 +23,9 @@ timings, to say where a step's time goes.
 
     paths.py      what is timed: each path as data (kind, workers, thread env, overrides) and its names
     harness.py    (a) and (b), the generated images, the rotation
-    reference.py  (c) and the process it runs in
+    reference.py  (c)
+    process.py    a path timed in a process of its own: (c), and a variant of (a) that changes a
+                  process-wide setting (trainer.keep_freed_memory)
     flops.py      FLOPs per image of a net's forward pass and training step, counted
     ceiling.py    the machine's ceilings: nominal peak (../machine.py), a measured matmul and convolution
     profile.py    where a step of (b) spends its time, by part

@@ -41,6 +41,27 @@ def scaled_rate(rates: dict[int, float], depth: int) -> float | None:
     return rates[nearest] * (depth - 2) / (nearest - 2)
 
 
+def rates_to_predict(measured: list[tuple[int, float | None, str]]) -> list[float | None]:
+    """Seconds per iteration to predict each run's time left by, given (depth, its own measured rate,
+    state) per run. A running run: its own. Any other, while runs are running: theirs, scaled by
+    depth (a stopped run's own rate may come from another time: the machine shared, other threads);
+    with none running: its own, else the nearest measured depth's."""
+    running = {depth: rate for depth, rate, state in measured if state == "running" and rate}
+    every: dict[int, float] = {}
+    for depth, rate, _ in measured:
+        if rate:
+            every.setdefault(depth, rate)
+    predicted = []
+    for depth, rate, state in measured:
+        if state == "running" and rate:
+            predicted.append(rate)
+        elif running:
+            predicted.append(scaled_rate(running, depth))
+        else:
+            predicted.append(rate or scaled_rate(every, depth))
+    return predicted
+
+
 def shown_state(campaign: Campaign, run: Run, supervisor: int | None) -> str:
     """The run's state as status.json has it, but "stopped" for a "running" run whose process is gone (a run
     stopped by a SIGTERM under older code, or killed) or whose campaign is not running."""
@@ -60,18 +81,12 @@ def status(name: str, root: Path | None = None) -> None:
         f"campaign {name}: {state}; code {definition['commit'][:10]}; {definition['jobs']} at a time, "
         f"{definition['threads']} thread(s) each; runs in {campaign.runs_dir}"
     )
-    runs: list[tuple[Run, dict, str]] = []
-    rates: dict[int, float] = {}  # seconds per iteration by depth, measured; for runs not started
-    for run in campaign.runs():
-        p = progress(campaign.run_dir(run))
-        if p["s_per_it"]:
-            rates.setdefault(run.depth, p["s_per_it"])
-        runs.append((run, p, shown_state(campaign, run, pid)))
+    runs = [(run, progress(campaign.run_dir(run)), shown_state(campaign, run, pid)) for run in campaign.runs()]
+    rates = rates_to_predict([(run.depth, p["s_per_it"], state) for run, p, state in runs])
     seconds_left, steps_done, steps_all = 0.0, 0, 0
-    for run, p, state in runs:
+    for (run, p, state), rate in zip(runs, rates):
         left = 0 if state in ("done", "diverged") else run.steps - p["step"]
         steps_done, steps_all = steps_done + run.steps - left, steps_all + run.steps
-        rate = p["s_per_it"] or scaled_rate(rates, run.depth)
         eta = left * rate if rate else None
         seconds_left += eta or 0
         errors = "".join(f"  {k} {p[k]:.1%}" for k in ("train", "test") if p[k] is not None)
@@ -82,5 +97,5 @@ def status(name: str, root: Path | None = None) -> None:
     print(
         f"  {len(runs)} runs: {finished} finished; iterations {steps_done:,} of {steps_all:,} "
         f"({steps_done / steps_all:.0%}); about {hours(seconds_left / definition['jobs'])} of compute left "
-        f"at the measured rates" + ("" if rates else " (no rate measured yet)")
+        f"at the measured rates" + ("" if any(rates) else " (no rate measured yet)")
     )
