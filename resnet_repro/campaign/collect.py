@@ -72,13 +72,14 @@ def run_md(campaign: Campaign, definition: dict, experiment: str, runs: list[Run
     ]
     for run in runs:
         folder = Path(definition["results_dir"]) / experiment / "runs" / run.run_id
-        p, record = progress(folder), RunDir(folder)
+        collected = folder.is_dir()  # else still in the campaign: its progress there, not in results/
+        p, record = progress(folder if collected else campaign.run_dir(run)), RunDir(folder)
         elapsed = hours(p["elapsed_s"]) if p["elapsed_s"] else ""
         errors = f"{p['train']:.2%} / {p['test']:.2%}" if p["train"] is not None and p["test"] is not None else ""
-        trained = "; ".join(environment_text(e) for e in record.environments())
+        state = record.status().get("state", "") if collected else "not finished (so far, in the campaign)"
+        trained = "; ".join(environment_text(e) for e in record.environments()) if collected else ""
         lines.append(
-            f"| {run.run_id} | `{' '.join(run.overrides)}` | {record.status().get('state', 'not finished')} | "
-            f"{p['step']:,} | {elapsed} | {errors} | {trained} |"
+            f"| {run.run_id} | `{' '.join(run.overrides)}` | {state} | {p['step']:,} | {elapsed} | {errors} | {trained} |"
         )
     lines += ["", "## Sessions: machines and commits", ""]
     for e in campaign.events():
