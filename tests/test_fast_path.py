@@ -295,7 +295,7 @@ def keep_setting(overrides: list[str]) -> bool:
 
 
 def test_freed_memory_is_kept_by_default_only_where_it_measured_faster():
-    with cpu_kind(ZEN5):  # measured: ResNet-20 1.05x, ResNet-56 1.10x in fp32 (conf/cpu_kinds.yaml)
+    with cpu_kind(ZEN5):  # measured faster there (conf/cpu_kinds.yaml)
         assert keep_setting([]) is True
         assert keep_setting(["trainer.keep_freed_memory=false"]) is False
     with cpu_kind(ZEN4):  # not measured there
