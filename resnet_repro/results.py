@@ -29,7 +29,8 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from .models import net_name, resolve_shortcut
-from .runs import STATES, RunDir, RunFileError, configuration, environment_text, parse_environment_text, run_settings
+from .runs import STATES, RunDir, RunFileError, configuration, run_settings
+from .trained_with import environment_text, parse_environment_text
 
 # What a curve row says about its run; then the metric columns.
 RUN_COLUMNS = ("sweep", "run", "arch", "depth", "shortcut", "seed", "steps", "batch_size", "status")

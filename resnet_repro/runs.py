@@ -29,9 +29,7 @@ import io
 import json
 import math
 import os
-import re
 import socket
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +38,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from .models import net_name, resolve_shortcut
+from .trained_with import parse_environment_text
 
 STATES = ("running", "stopped", "done", "failed", "diverged")
 METRIC_COLUMNS = ("step", "split", "error", "loss", "lr", "elapsed_s")
@@ -159,56 +158,6 @@ def status_text(status: dict) -> str:
         return f"stopped{at} by {status.get('signal', 'a signal')}"
     reason = status.get("reason") or status.get("error")
     return f"{state}{at}" + (f" ({reason})" if reason else "")
-
-
-# What "the code" is, for code_commit: a change to results/, notebooks/ or the README changes no run.
-CODE_PATHS = (":/resnet_repro", ":/run.py", ":/pyproject.toml")
-
-
-def code_commit() -> str:
-    """The commit of this code, '+ uncommitted changes' where the code (CODE_PATHS) differs from it;
-    'unknown' outside git."""
-    here = Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short=10", "HEAD"], cwd=here, capture_output=True, text=True, timeout=20
-        )
-        if sha.returncode:
-            return "unknown"
-        # --no-optional-locks: never take the index lock of a working tree others are using
-        dirty = subprocess.run(
-            ["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=20,
-        )
-        return sha.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-# trained_with.txt's lines, e.g. "code 60b8b6f + uncommitted changes, bf16-mixed on cpu, torch 2.14.1"
-_ENVIRONMENT_LINE = re.compile(r"code (?P<code>.+), (?P<precision>\S+) on (?P<device>\S+), torch (?P<torch>\S+)")
-
-
-def parse_environment_text(line: str) -> dict:
-    """A line of an old trained_with.txt as the dict trained_with.json holds; {"note": line} if it is not one."""
-    match = _ENVIRONMENT_LINE.fullmatch(line.strip())
-    return match.groupdict() if match else {"note": line.strip()}
-
-
-def environment_text(environment: dict) -> str:
-    """One environment in a line: "code c0ffee, bf16-mixed on cpu (AMD EPYC 9B14), compiled, torch 2.14.1"."""
-    if set(environment) == {"note"}:
-        return environment["note"]
-    hardware = environment.get("gpu") or environment.get("cpu")
-    text = f"code {environment.get('code', 'unknown')}, {environment.get('precision', '?')} on {environment.get('device', '?')}"
-    text += f" ({hardware})" if hardware else ""
-    compile = environment.get("compile", "false")
-    if compile != "false":
-        text += ", compiled" if compile == "true" else f", compiled ({compile})"
-    return text + f", torch {environment.get('torch', '?')}"
 
 
 class RunDir:

@@ -27,8 +27,9 @@ from .data import DataError, EvalBatches, Split, TrainBatches, load_cifar10, spl
 from .devices import gpu_slot, use_float32_precision
 from .module import Classifier
 from .progress import progress_callbacks
-from .runs import RunDir, atomic_write, code_commit, flatten, status_text
+from .runs import RunDir, atomic_write, flatten, status_text
 from .stopping import CtrlC, say_stopped
+from .trained_with import code_commit
 
 __all__ = ["ConfigError", "RunSpec", "build_module", "build_trainer", "check_config", "train", "trained_with"]
 

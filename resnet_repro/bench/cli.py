@@ -22,7 +22,7 @@ from .. import machine
 from ..allocator import keep_freed_memory
 from ..config import ConfigError, RunSpec
 from ..data import Split
-from ..runs import code_commit
+from ..trained_with import code_commit
 from .ceiling import ARITHMETIC, measure_ceiling
 from .flops import count_flops
 from .harness import (

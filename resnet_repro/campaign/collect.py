@@ -6,7 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ..runs import RunDir, environment_text
+from ..runs import RunDir
+from ..trained_with import environment_text
 from .progress import hours, progress
 from .store import Campaign, CampaignError, Run
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..results import SkippedRun, load_results
-from ..runs import code_commit
+from ..trained_with import code_commit
 from .claims import check_claims, claims_markdown
 from .figure7 import figure7, figure7_stats
 from .figures import figure1, figure6
