@@ -46,6 +46,11 @@ DESCRIPTION = (
 )
 
 
+def net_overrides(depth: int, common: list[str], variant: str = "") -> list[str]:
+    """The overrides of the ResNet of `depth` the benchmark times: --set's, then a variant's (--also)."""
+    return [f"depth={depth}", "arch=resnet", *common, *filter(None, variant.split(","))]
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m resnet_repro.bench", description=DESCRIPTION)
     p.add_argument("--data-root", help="CIFAR-10 in any layout data.py reads; default: generated images")
@@ -180,11 +185,9 @@ def main(argv: list[str] | None = None) -> str:
         cli.error("--ref-env takes default, project or default,project")
     try:  # every run the benchmark builds, resolved before any work: a bad setting is one line, now
         base = run_spec(args.set)
-        specs = {depth: run_spec([f"depth={depth}", "arch=resnet", *args.set]) for depth in depths}
+        specs = {depth: run_spec(net_overrides(depth, args.set)) for depth in depths}
         variants = {
-            (depth, also): run_spec([f"depth={depth}", "arch=resnet", *args.set, *also.split(",")])
-            for depth in depths
-            for also in args.also
+            (depth, also): run_spec(net_overrides(depth, args.set, also)) for depth in depths for also in args.also
         }
     except ConfigError as e:
         cli.error(f"--depths/--set/--also: {e}")
@@ -220,8 +223,7 @@ def main(argv: list[str] | None = None) -> str:
             for also in args.also:
                 path, variant = variant_path(also), variants[depth, also]
                 if process_wide_change(variant, base):  # cannot share this process: a process of its own
-                    overrides = [f"depth={depth}", "arch=resnet", *args.set, *also.split(",")]
-                    processes.append(project_process(overrides, args.data_root, path))
+                    processes.append(project_process(net_overrides(depth, args.set, also), args.data_root, path))
                 else:
                     harnesses.append(ProjectPath(variant, split, lightning_dir, path=path))
             harnesses += processes
