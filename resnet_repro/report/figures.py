@@ -16,7 +16,6 @@ from .provenance import provenance_text
 from .style import (
     STYLE,
     draw,
-    empty_panel,
     finish,
     legend_below,
     legend_label,
@@ -56,7 +55,8 @@ def figure1(nets: list[NetRuns], out: Path, ymax: float, commit: str) -> tuple[l
 
 
 def figure6(nets: list[NetRuns], out: Path, ymax: float, commit: str) -> tuple[list[Path], list[str], list[NetRuns]]:
-    """Three panels: plain nets, ResNets, ResNet-110 vs 1202. Dashed = training error, bold = test error."""
+    """The paper's three panels, plain nets, ResNets, ResNet-110 vs 1202, each where one of its nets ran.
+    Dashed = training error, bold = test error."""
     by_net = {n.net: n for n in nets if len(n.usable)}
     wanted = [[Net.of(arch, d) for d in depths] for _, arch, depths in paper.FIGURE6_PANELS]
     panels = [[by_net[k] for k in keys if k in by_net] for keys in wanted]
@@ -74,15 +74,12 @@ def figure6(nets: list[NetRuns], out: Path, ymax: float, commit: str) -> tuple[l
     if not drawn:
         return [], ["Figure 6: needs plain or ResNet runs of depth 20, 32, 44, 56, 110 or 1202"] + skipped[-1:], []
     max_steps = max(n.steps for panel in panels for n in panel)
-    unit = x_unit(max_steps)  # one unit for the three panels
+    unit = x_unit(max_steps)  # one unit for every panel
+    # A panel none of whose nets ran is left out (`skipped` says what it needs), not drawn empty.
+    shown_panels = [(title, panel) for (title, _, _), panel in zip(paper.FIGURE6_PANELS, panels) if panel]
     with matplotlib.rc_context(STYLE):
-        fig, axes = new_figure("figure6", 1, 3)
-        for ax, (title, _, _), keys, panel in zip(axes[0], paper.FIGURE6_PANELS, wanted, panels):
-            if not panel:
-                empty_panel(ax, "needs " + " and ".join(k.name for k in keys if k not in by_net), max_steps, unit)
-                ax.set_ylim(0, ymax)
-                ax.set_title(title)
-                continue
+        fig, axes = new_figure("figure6", 1, len(shown_panels), width_share=len(shown_panels) / len(panels))
+        for ax, (title, panel) in zip(axes[0], shown_panels):
             lowest, mixed = [], len({n.steps for n in panel}) > 1
             for n in panel:
                 lowest.append(draw(ax, n, "train", unit[0]))

@@ -61,8 +61,10 @@ def legend_label(net: NetRuns, style: str = "net", steps: bool = False) -> str:
     return label + (f" ({'; '.join(notes)})" if notes else "")
 
 
-def new_figure(name: str, nrows: int, ncols: int, **kwargs):
-    fig = Figure(figsize=FIGSIZE[name], dpi=DPI)
+def new_figure(name: str, nrows: int, ncols: int, width_share: float = 1.0, **kwargs):
+    """A figure of FIGSIZE[name] (its width times `width_share`: fewer panels, a narrower figure)."""
+    width, height = FIGSIZE[name]
+    fig = Figure(figsize=(width * width_share, height), dpi=DPI)
     return fig, fig.subplots(nrows, ncols, squeeze=False, **kwargs)
 
 
@@ -167,10 +169,3 @@ def steps_note(nets: list[NetRuns]) -> str:
     if steps == [paper.STEPS]:
         return ""
     return f"steps={'/'.join(map(str, steps))} (paper: {paper.STEPS})"
-
-
-def empty_panel(ax, text: str, max_steps: int, unit: tuple[float, str]) -> None:
-    ax.set_xlim(0, max_steps / unit[0])
-    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=11, color="0.4")
-    ax.set_xlabel(unit[1])
-    ax.set_ylabel("error (%)")
