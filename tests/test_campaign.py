@@ -95,6 +95,9 @@ def test_start_stop_resume_status_collect(tmp_path, tiny_batches):
     assert all(e["step"] > 0 for e in resumed), "the second start resumes from the checkpoints"
     status = campaign_cli("status", "tiny", *common).stdout
     assert "2 runs: 2 finished" in status and "100%" in status
+    finished = campaign_cli("start", "tiny", *common)  # a finished campaign: said so, nothing started
+    assert finished.returncode == 0 and "all 2 runs have finished; nothing to start" in finished.stdout
+    assert campaign.supervisor_pid() is None and [e["event"] for e in campaign.events()].count("start") == 2
 
     # each finished run was copied into results/ as it finished: the record and the weights, no checkpoint
     for name in ("resnet-8", "plain-8"):

@@ -48,6 +48,13 @@ class Run:
     depth: int
     steps: int
 
+    @classmethod
+    def of(cls, planned: dict) -> Run:
+        """A run as campaign.json records it (launch.plan_runs)."""
+        return cls(
+            tuple(planned["overrides"]), planned["experiment"], planned["run_id"], planned["depth"], planned["steps"]
+        )
+
     @property
     def label(self) -> str:
         return f"{self.experiment}/{self.run_id}"
@@ -74,10 +81,7 @@ class Campaign:
             ) from None
 
     def runs(self) -> list[Run]:
-        return [
-            Run(tuple(r["overrides"]), r["experiment"], r["run_id"], r["depth"], r["steps"])
-            for r in self.definition()["runs"]
-        ]
+        return [Run.of(planned) for planned in self.definition()["runs"]]
 
     # ---- runs
     def run_dir(self, run: Run) -> Path:
