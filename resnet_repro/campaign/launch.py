@@ -108,10 +108,9 @@ def start(name: str, data_root: str | None, results: str | None, update_code: bo
         raise CampaignError(f"no CIFAR-10 at {data}; pass --data-root <folder or .tar.xz> (README, Data)")
     results_dir = Path(results or previous.get("results_dir") or REPO / "results").expanduser().resolve()
     runs = plan_runs(spec["runs"], campaign.runs_dir, data)
-    planned = [Run.of(run) for run in runs]
-    if campaign.definition_file.is_file() and all(campaign.finished(run) for run in planned):
+    if all(campaign.finished(Run.of(run)) for run in runs):
         print(
-            f"campaign {name}: all {len(planned)} runs have finished; nothing to start. "
+            f"campaign {name}: all {len(runs)} runs have finished; nothing to start. "
             f"Their results: python -m resnet_repro.campaign collect {name}"
         )
         return 0
