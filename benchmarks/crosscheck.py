@@ -141,6 +141,27 @@ def cifar10(root: Path, part: str, transform):
     return dataset
 
 
+class EpochSampler(torch.utils.data.Sampler):
+    """A fresh random order every epoch, as shuffle=True draws, but a function of (seed, epoch), so a
+    resumed cross-check continues the batch order where it stopped (the augmentations' random draws,
+    made in the workers, are not resumed: a resumed run sees other, equally random, crops and flips)."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.position = n, seed, 0
+
+    def start_at(self, images_seen: int) -> None:
+        self.position = images_seen
+
+    def __len__(self) -> int:
+        return self.n - self.position % self.n
+
+    def __iter__(self):
+        epoch, offset = divmod(self.position, self.n)
+        order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+        self.position += self.n - offset  # the next epoch starts at its beginning
+        yield from order[offset:].tolist()
+
+
 @torch.no_grad()
 def evaluate(model, loader) -> tuple[float, float]:
     model.eval()
@@ -170,8 +191,12 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=6400, help="iterations; lr /10 at 50%% and 75%% (default 1/10)")
     p.add_argument("--eval-every", type=int, default=800)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stop-at", type=int, default=None, help="stop after the checkpoint at this step (resume later)")
     p.add_argument("--val-size", type=int, default=5000, help="held-out training images (the paper: 5000)")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument(
+        "--checkpoint-every", type=int, default=200, help="iterations between checkpoints (a multiple of 50)"
+    )
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--name", default=None, help="folder under --out (default resnet-<depth>-<steps>)")
     p.add_argument("--out", default=str(REPO / "results" / "crosscheck"))
@@ -182,8 +207,8 @@ def main(argv=None) -> int:
         return 0
     if (args.depth - 2) % 6 or args.depth < 8:
         p.error(f"--depth {args.depth} is not 6n+2; use 20, 32, 44, 56, ...")
-    if args.steps < 4 or args.eval_every < 1:
-        p.error("--steps must be at least 4 and --eval-every at least 1")
+    if args.steps < 4 or args.eval_every < 1 or args.checkpoint_every < 50 or args.checkpoint_every % 50:
+        p.error("--steps must be at least 4, --eval-every at least 1, --checkpoint-every a multiple of 50")
     out = Path(args.out) / (args.name or f"resnet-{args.depth}-{args.steps}")
     if (out / "result.json").exists():
         p.error(f"{out} holds a finished cross-check; pass --name to write another")
@@ -202,8 +227,9 @@ def main(argv=None) -> int:
     train_tf = T.Compose([T.RandomHorizontalFlip(), T.RandomCrop(32, 4), T.ToTensor(), T.Normalize(MEAN, STD)])
     eval_tf = T.Compose([T.ToTensor(), T.Normalize(MEAN, STD)])
     train_set = cifar10(tmp, "train", train_tf)
+    sampler = EpochSampler(len(train_set), args.seed)
     loader = torch.utils.data.DataLoader(
-        train_set, batch_size=128, shuffle=True, num_workers=args.workers, persistent_workers=args.workers > 0
+        train_set, batch_size=128, sampler=sampler, num_workers=args.workers, persistent_workers=args.workers > 0
     )
     eval_loaders = {
         part: torch.utils.data.DataLoader(cifar10(tmp, part, eval_tf), batch_size=256, num_workers=args.workers)
@@ -215,9 +241,21 @@ def main(argv=None) -> int:
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [args.steps // 2, args.steps * 3 // 4], 0.1)
 
     out.mkdir(parents=True, exist_ok=True)
+    checkpoint_file = out / "checkpoint.pt"
+    step, images_seen, elapsed_before, rows = 0, 0, 0.0, ["step,split,error,loss,lr,elapsed_s"]
+    if checkpoint_file.is_file():  # resume: a session's end (or a kill) costs at most checkpoint_every steps
+        state = torch.load(checkpoint_file, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        step, images_seen, elapsed_before = state["step"], state["images_seen"], state["elapsed_s"]
+        rows += [r for r in (out / "metrics.csv").read_text().splitlines()[1:] if int(r.split(",")[0]) <= step]
+        print(f"resuming {out} at step {step}")
     metrics = open(out / "metrics.csv", "w")
-    metrics.write("step,split,error,loss,lr,elapsed_s\n")
-    start, step, wrong, seen, loss_sum = time.perf_counter(), 0, 0, 0, 0.0
+    metrics.write("\n".join(rows) + "\n")
+    sampler.start_at(images_seen)
+    start, wrong, seen, loss_sum = time.perf_counter() - elapsed_before, 0, 0, 0.0
     while step < args.steps:
         for images, target in loader:
             output = model(images)
@@ -230,6 +268,7 @@ def main(argv=None) -> int:
             step += 1
             wrong += (output.argmax(1) != target).sum().item()
             seen += len(target)
+            images_seen += len(target)
             loss_sum += loss.item() * len(target)
             if step % 50 == 0:  # training error of the last 50 batches, as the project logs it
                 elapsed = time.perf_counter() - start
@@ -239,8 +278,24 @@ def main(argv=None) -> int:
                 for part, eval_loader in eval_loaders.items():
                     error, eval_loss = evaluate(model, eval_loader)
                     metrics.write(f"{step},{part},{error},{eval_loss},{lr},{time.perf_counter() - start:.2f}\n")
-                metrics.flush()
                 print(f"step {step}/{args.steps}: test error {error:.2%} ({time.perf_counter() - start:.0f} s)")
+            if step % 50 == 0 and (step % args.checkpoint_every == 0 or step == args.steps):
+                metrics.flush()
+                os.fsync(metrics.fileno())
+                state = {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": torch.get_rng_state(),
+                    "step": step,
+                    "images_seen": images_seen,
+                    "elapsed_s": time.perf_counter() - start,
+                }
+                torch.save(state, out / ".checkpoint.pt.tmp")
+                os.replace(out / ".checkpoint.pt.tmp", checkpoint_file)
+                if step == args.stop_at and step < args.steps:
+                    print(f"stopped at step {step}; the same command resumes it")
+                    return 0
             if step == args.steps:
                 break
     metrics.close()
@@ -262,6 +317,7 @@ def main(argv=None) -> int:
         "wall_s": round(time.perf_counter() - start, 1),
     }
     (out / "result.json").write_text(json.dumps(result, indent=1) + "\n")
+    checkpoint_file.unlink(missing_ok=True)  # finished: the result and the metrics are the record
     print(json.dumps(result, indent=1))
     if args.steps in test_errors(PROJECT_RUN / "metrics.csv"):
         print(summarise(out))
