@@ -156,8 +156,16 @@ def test_three_seeds_give_the_seed_noise_measured_here_and_it_is_used_for_the_ot
     for (arch, depth), (train, test) in {("plain", 20): (0.05, 0.10), ("resnet", 20): (0.04, 0.09)}.items():
         for seed, offset in enumerate((0.0, 0.02, 0.04)):  # a 2-point spread between seeds
             rows += [
-                {"arch": arch, "depth": depth, "seed": seed, "steps": STEPS, "status": "done", "step": step,
-                 "split": split, "error": error + offset}  # fmt: skip
+                {
+                    "arch": arch,
+                    "depth": depth,
+                    "seed": seed,
+                    "steps": STEPS,
+                    "status": "done",
+                    "step": step,
+                    "split": split,
+                    "error": error + offset,
+                }  # fmt: skip
                 for step in range(100, STEPS + 1, 100)
                 for split, error in (("train", train), ("test", test))
             ]

@@ -369,3 +369,49 @@ def test_the_index_page_of_nothing_says_why_and_never_replaces_a_readme_written_
     assert (tmp_path / "out" / "README.md").read_text() == "# Our notes\n"
     assert any(line.startswith("index: ") and "move it away" in line for line in report.skipped)
     assert (tmp_path / "out" / "claims.md").is_file()
+
+
+def test_run_md_says_each_stretchs_jobs_and_threads_training_time_less_stalls_and_keeps_other_campaigns(tmp_path):
+    from resnet_repro.campaign.collect import merge_run_md, run_md, training_time
+    from resnet_repro.campaign.store import Campaign, Run
+
+    results = tmp_path / "results"
+    out = results / "tenth" / "runs"
+    run = fake_run(out.parent, "plain", 20, 0, {"train": [0.5], "test": [0.4]}, steps=1000, name="runs", every=100)
+    # a run that took 1 s per 100 iterations, but for one interval of 500 s (SIGSTOP'ed for a benchmark)
+    rows = [
+        {"step": s, "split": "train", "error": 0.5, "loss": 1.0, "lr": 0.1, "elapsed_s": float(e)}
+        for s, e in zip(range(100, 1001, 100), [1, 2, 3, 503, 504, 505, 506, 507, 508, 509])
+    ]
+    run.write_metrics(rows)
+    assert training_time(rows) == pytest.approx((10.0, 499.0))
+    campaign = Campaign("again", tmp_path / "campaigns")
+    definition = {"jobs": 1, "threads": 2, "data_root": "/d/cifar10-jpeg.tar.xz", "results_dir": str(results)}
+    label = "tenth/plain-20/seed0"
+    for kind, info in [
+        ("start", {"threads": 1, "jobs": 2, "cpu": {"name": "AMD EPYC"}, "commit": "c0ffee"}),
+        ("run start", {"run": label}),
+        ("run start", {"run": "tenth/resnet-20/seed0"}),
+        ("pause", {}),
+        ("continue", {}),
+        ("run exit", {"run": label, "code": 0, "state": "done", "step": 1000}),
+        ("stop", {"reason": "told to stop"}),
+        ("start", {"cpu": {"name": "AMD EPYC"}, "commit": "c0ffee"}),  # older code: no threads recorded
+        ("stop", {"reason": "all runs finished or failed"}),
+    ]:
+        campaign.event(kind, **info)
+    runs = [Run(("experiment=tenth", "arch=plain", "depth=20"), "tenth", "plain-20/seed0", 20, 1000)]
+    section = run_md(campaign, definition, "tenth", runs)
+    assert "| plain-20/seed0 |" in section and "| 10 s |" not in section  # hours() prints minutes
+    assert "| 0 min | 8 min |" in section  # 10 s of training, 499 s of stall
+    starts = [line for line in section.splitlines() if " start on " in line]
+    assert starts[0].endswith("2 run(s) at once, 1 thread(s) per run")
+    assert starts[1].endswith("no run started, threads not recorded by this start")
+    assert "paused" in section and "continued" in section
+    # the RUN.md of an earlier campaign (older code: no section marks) is kept whole beside the new section
+    earlier = "# How `results/tenth/` was made\n\nCampaign `evidence` (conf/campaign/evidence.yaml): each run is\n"
+    merged = merge_run_md(earlier, "tenth", "again", section)
+    assert merged.startswith("# How `results/tenth/` was made\n")
+    assert "Campaign `evidence` (conf/campaign/evidence.yaml)" in merged and "## Campaign `again`" in merged
+    again = merge_run_md(merged, "tenth", "again", section)  # collecting again replaces its own section only
+    assert again == merged and again.count("## Campaign `again`") == 1

@@ -103,4 +103,7 @@ def figure7(nets: list[NetRuns], stats: pd.DataFrame, out: Path, commit: str, n_
         # beside the axes, never over the points; the markers say plain (open squares) or ResNet (filled)
         top.legend(loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, handlelength=3)
         footer = provenance_text(shown, commit) + f"\nresponses after BN, before ReLU/addition; {n_images}"
-        return finish(fig, "Figure 7: std of each 3x3 layer's response on CIFAR-10 test images", footer, out, "figure7")
+        title = (
+            f"Figure 7: std of each 3x3 layer's response on CIFAR-10 test images: {', '.join(n.name for n in shown)}"
+        )
+        return finish(fig, title, footer, out, "figure7")
