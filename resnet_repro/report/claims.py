@@ -522,7 +522,7 @@ def test_predictions(nets, data_root, device: str, verbose: bool) -> tuple[dict,
     paired noise; a line per run whose predictions could not be computed (its claims fall back to the binomial)."""
     from ..analysis import Unavailable, run_test_predictions
 
-    found, notes = {}, []
+    found, missing = {}, []
     for net in nets:
         for run in net.done.to_dict("records"):
             line = f"  claims: {net.cli_name} seed {run['seed']}'s test predictions on {device}"
@@ -530,5 +530,7 @@ def test_predictions(nets, data_root, device: str, verbose: bool) -> tuple[dict,
             try:
                 found[run["run"]] = run_test_predictions(run, data_root, device, announce=announce)
             except Unavailable as e:
-                notes.append(f"Claims {net.cli_name} seed {run['seed']}: no test predictions ({e}); binomial noise")
-    return found, notes
+                missing.append(f"{net.cli_name} seed {run['seed']} ({str(e).split(';')[0]})")
+    if not missing:
+        return found, []
+    return found, [f"Claims: no test predictions of {', '.join(missing)}: their test-set noise is the binomial's"]

@@ -143,7 +143,7 @@ def pairs(nets: list[NetRuns], out: Path, ymax: float, commit: str) -> tuple[lis
     shown = [n for pair in twins for n in pair]
     unit = x_unit(max(n.steps for n in shown))
     with matplotlib.rc_context(STYLE):
-        fig, axes = new_figure("pairs", 1, len(twins), width_share=max(0.6, len(twins) / 2))
+        fig, axes = new_figure("pairs", 1, len(twins), width_share=max(0.8, len(twins) / 2))
         for ax, pair in zip(axes[0], twins):
             lowest = []
             for n in pair:
@@ -155,6 +155,7 @@ def pairs(nets: list[NetRuns], out: Path, ymax: float, commit: str) -> tuple[lis
             handles, labels = ax.get_legend_handles_labels()
             styles, style_names = split_handles()
             legend_below(ax, handles + styles + marks, labels + style_names + counts)
-        title = pairs_title(twins) + " (dashed: training error, solid: test error)"
+        # the panels' titles name the nets; one pair's names would not fit beside the line styles' key
+        title = "Plain vs ResNet at equal depth\n(dashed: training error, solid: test error)"
         paths = finish(fig, title, provenance_text(shown, commit), out, "pairs")
     return paths, [], shown

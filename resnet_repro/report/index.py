@@ -90,7 +90,8 @@ def index_markdown(report: Report, nets: list[NetRuns], root: Path, command: str
         for name in figures:
             pdf = f" ([PDF]({name}.pdf))" if f"{name}.pdf" in written else ""
             caption = figure_caption(name, nets, report.artifacts.get(name))
-            lines += [f"### {caption}", "", f"![{caption.split(':')[0]}]({name}.png){pdf}", ""]
+            alt = "Plain vs ResNet at equal depth" if name == "pairs" else f"Figure {name.removeprefix('figure')}"
+            lines += [f"### {caption}", "", f"![{alt}]({name}.png){pdf}", ""]
     for table in TABLES:  # inlined, their headings one level down
         if f"{table}.md" in written:
             text = (report.out_dir / f"{table}.md").read_text().strip()
