@@ -15,6 +15,9 @@ run's folder, `figure7_stats.json`, keyed by what they are computed from: the we
 name, size and SHA-256 (a hash, not a date: a collected run's weights.pt keeps it through a git
 clone), the net, and the data settings (data root as given, val_size, split_seed, images). A
 report of a finished sweep reads them back in milliseconds; any change of key recomputes them.
+The same forward pass also gives the net's prediction for every test image, kept beside them in
+`test_predictions.json` (same key): the claims table pairs two nets' errors image by image with them
+(`run_test_predictions`), so the test-set sampling noise of a difference needs no second pass.
 The data root is keyed by its path, not its content: a copy replaced at the same path is not
 noticed (delete the run's figure7_stats.json).
 """
@@ -36,6 +39,7 @@ from .models import CifarNet, build_model
 from .runs import RunDir, atomic_write
 
 CACHE_FILE = "figure7_stats.json"
+PREDICTIONS_FILE = "test_predictions.json"  # {"key": ..., "predicted": [class per test image], "labels": [...]}
 CACHE_VERSION = 1  # raise it when the statistic's computation changes: every cached number is then recomputed
 
 
@@ -44,8 +48,9 @@ class Unavailable(RuntimeError):
 
 
 @torch.inference_mode()
-def response_stds(model: CifarNet, batches) -> list[float]:
-    """Std of each response layer's output over all images, channels and pixels (population std)."""
+def response_stds(model: CifarNet, batches, predictions: dict | None = None) -> list[float]:
+    """Std of each response layer's output over all images, channels and pixels (population std).
+    `predictions`, if given, receives "predicted" and "labels": the class the net gives every image, and its label."""
     layers = model.response_layers()
     # Per layer and batch: element count, variance and mean (one cheap reduction; no sync until the end).
     counts: list[list[int]] = [[] for _ in layers]
@@ -61,9 +66,11 @@ def response_stds(model: CifarNet, batches) -> list[float]:
     handles = [layer.register_forward_hook(record(i)) for i, layer in enumerate(layers)]
     was_training = model.training
     model.eval()
+    predicted, labels = [], []
     try:
-        for images, _ in batches:
-            model(images)
+        for images, targets in batches:
+            predicted.append(model(images).argmax(1).cpu())
+            labels.append(targets.cpu())
     finally:
         model.train(was_training)
         for handle in handles:
@@ -77,6 +84,8 @@ def response_stds(model: CifarNet, batches) -> list[float]:
         overall = (n * mean).sum() / n.sum()
         # law of total variance: within-batch variance plus the spread of the batch means; no cancellation
         stds.append(((n * (variance + (mean - overall) ** 2)).sum() / n.sum()).sqrt().item())
+    if predictions is not None:
+        predictions.update(predicted=torch.cat(predicted).tolist(), labels=torch.cat(labels).tolist())
     return stds
 
 
@@ -121,6 +130,24 @@ def run_response_stds(
     data.cache_dir, data.val_size, data.split_seed). `data_root` overrides the run's data.root
     (the data may have moved since training).
     """
+    return _evaluated(run, data_root, device, max_images, batch_size, announce)["stds"]
+
+
+def run_test_predictions(
+    run: Mapping,
+    data_root: str | os.PathLike | None = None,
+    device: str = "cpu",
+    batch_size: int = 500,
+    announce: Callable[[], object] | None = None,
+) -> tuple[list[int], list[int]]:
+    """(predicted class, label) of every test image, in the test set's order, by the run's final weights
+    (eval mode, as the run's own test evaluation); cached in its test_predictions.json as Figure 7's numbers."""
+    found = _evaluated(run, data_root, device, None, batch_size, announce)
+    return found["predicted"], found["labels"]
+
+
+def _evaluated(run, data_root, device, max_images, batch_size, announce) -> dict:
+    """Both caches of a run, each read back if its key matches; one forward pass computes whatever is missing."""
     folder = RunDir(run["path"])
     weights = folder.final_weights()
     if weights is None:
@@ -130,17 +157,22 @@ def run_response_stds(
         key = cache_key(run, weights, root, max_images)
     except OSError as e:
         raise Unavailable(f"cannot read {weights} ({e}); restore it, or retrain this run") from None
-    cached = read_cache(folder.path / CACHE_FILE, key)
-    if cached is not None:
-        return cached
+    stds = read_cache(folder.path / CACHE_FILE, key)
+    predictions = read_predictions(folder.path / PREDICTIONS_FILE, key) if max_images is None else None
+    if stds is not None and (predictions is not None or max_images is not None):
+        return {"stds": stds, **(predictions or {})}
     if announce is not None:
         announce()
-    stds = compute_response_stds(run, weights, Path(root).expanduser(), device, max_images, batch_size)
-    try:
-        atomic_write(folder.path / CACHE_FILE, json.dumps({"key": key, "stds": stds}, indent=1) + "\n")
-    except OSError:  # a folder we may read but not write (someone else's runs): computed again next time
-        pass
-    return stds
+    stds, predicted, labels = compute_responses(run, weights, Path(root).expanduser(), device, max_images, batch_size)
+    writes = [(CACHE_FILE, {"key": key, "stds": stds})]
+    if max_images is None:  # predictions are kept for the whole test set only
+        writes.append((PREDICTIONS_FILE, {"key": key, "predicted": predicted, "labels": labels}))
+    for name, content in writes:
+        try:
+            atomic_write(folder.path / name, json.dumps(content, indent=None if "labels" in content else 1) + "\n")
+        except OSError:  # a folder we may read but not write (someone else's runs): computed again next time
+            pass
+    return {"stds": stds, "predicted": predicted, "labels": labels}
 
 
 def cache_key(run: Mapping, weights: Path, data_root: str, max_images: int | None) -> dict:
@@ -173,9 +205,26 @@ def read_cache(path: Path, key: dict) -> list[float] | None:
     return None
 
 
+def read_predictions(path: Path, key: dict) -> dict | None:
+    """{"predicted": [...], "labels": [...]} if `path` holds them for `key`; None otherwise."""
+    try:
+        cached = json.loads(path.read_text())
+        if cached["key"] == key and len(cached["predicted"]) == len(cached["labels"]) > 0:
+            return {"predicted": [int(p) for p in cached["predicted"]], "labels": [int(x) for x in cached["labels"]]}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
 def compute_response_stds(
     run: Mapping, weights: Path, root: Path, device: str, max_images: int | None, batch_size: int
 ) -> list[float]:
+    return compute_responses(run, weights, root, device, max_images, batch_size)[0]
+
+
+def compute_responses(
+    run: Mapping, weights: Path, root: Path, device: str, max_images: int | None, batch_size: int
+) -> tuple[list[float], list[int], list[int]]:
     """The forward pass over the run's test images (a fixed random `max_images` of them, if given)."""
     cache_dir = run["data.cache_dir"]
     cache_dir = None if cache_dir is None or pd.isna(cache_dir) else str(cache_dir)
@@ -191,4 +240,6 @@ def compute_response_stds(
         images, labels = images[keep], labels[keep]
     model = load_model(weights, run["arch"], int(run["depth"]), run["shortcut"]).to(device)
     batches = EvalBatches(images, labels, mean_image, batch_size, device=device, channels_last=False)
-    return response_stds(model, batches)
+    predictions: dict = {}
+    stds = response_stds(model, batches, predictions)
+    return stds, predictions["predicted"], predictions["labels"]

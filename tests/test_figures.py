@@ -108,3 +108,75 @@ def test_dashed_means_training_error_in_every_figure(tmp_path, tiny_batches, dra
     for ax in drawn["figure7"].axes:  # plain vs ResNet: markers, never dashes
         assert styles(ax) == {"-"}
         assert {line.get_marker() for line in ax.lines} == {"s", "o"}
+
+
+def test_titles_and_the_index_say_the_nets_drawn(tmp_path, drawn):
+    sweep_of(tmp_path, 4000, nets=(("plain", (20,)), ("resnet", (20, 56))))
+    report = make_report(tmp_path, tmp_path / "report", figure7_on=False, verbose=False)
+    title = drawn["figure1"]._suptitle.get_text()
+    assert title == "Figure 1: plain-20 on CIFAR-10 (no plain-56 run)"  # not "plain-20 vs plain-56"
+    index = (tmp_path / "report" / "README.md").read_text()
+    assert f"### {title}" in index
+    panels = [ax.get_title().split("\n")[0] for ax in drawn["figure6"].axes]
+    assert panels == ["plain networks: plain-20", "ResNets: ResNet-20, ResNet-56"]
+    assert "Figure 6, two panels: plain networks: plain-20 | ResNets: ResNet-20, ResNet-56" in index
+    assert len(drawn["figure6"].axes) == 2 and report.complete
+
+
+def test_points_above_a_clipped_axis_are_marked_and_counted(tmp_path, drawn):
+    # the paper's 0-20% axis for full-length runs: plain-20's test error starts above it
+    test = [0.6, 0.43, 0.30, 0.15, 0.12, 0.11, 0.10, 0.09]
+    fake_run(tmp_path, "plain", 20, 0, {"train": [0.1] * 8, "test": test}, steps=64000, every=8000)
+    fake_run(tmp_path, "plain", 56, 0, {"train": [0.1] * 8, "test": [0.1] * 8}, steps=64000, every=8000)
+    make_report(tmp_path, tmp_path / "report", figure7_on=False, verbose=False)
+    ax = drawn["figure1"].axes[1]
+    assert ax.get_ylim() == (0, 20)
+    marks = [line for line in ax.lines if line.get_marker() == "^"]
+    assert len(marks) == 1 and len(marks[0].get_xdata()) == 3  # 60%, 43%, 30%: on the top edge
+    assert set(marks[0].get_ydata()) == {20} and not marks[0].get_clip_on()
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "plain-20 test error: 3 of 8 points above 20%" in labels
+    assert not [line for line in drawn["figure1"].axes[0].lines if line.get_marker() == "^"]  # nothing clipped
+
+
+def test_one_colour_per_net_in_every_figure_and_a_panel_per_equal_depth_pair(tmp_path, drawn, monkeypatch):
+    sweep_of(tmp_path, 4000, nets=(("plain", (20, 56)), ("resnet", (20, 56))))
+    monkeypatch.setattr(figure7_module, "run_response_stds", lambda run, *a, **k: [1.0 + run["depth"] / 100] * 7)
+    make_report(tmp_path, tmp_path / "report", verbose=False)
+    colours: dict[str, set] = {}
+    for name in ("figure1", "figure6", "pairs", "figure7"):
+        for ax in drawn[name].axes:
+            for line in ax.lines:
+                label = line.get_gid() or line.get_label()
+                if label and not label.startswith("_") or line.get_gid():
+                    net = label.rsplit(" ", 1)[0] if line.get_gid() else label
+                    net = net.replace("20-layer", "plain-20").replace("56-layer", "plain-56")
+                    colours.setdefault(net, set()).add(line.get_color())
+    assert {net: len(c) for net, c in colours.items()} == dict.fromkeys(
+        ["plain-20", "plain-56", "ResNet-20", "ResNet-56"], 1
+    )
+    assert len({c for cs in colours.values() for c in cs}) == 4  # plain-20 and ResNet-20 no longer share one
+    pairs = drawn["pairs"]
+    assert [ax.get_title().split("\n")[0] for ax in pairs.axes] == [
+        "20 layers: plain-20 vs ResNet-20",
+        "56 layers: plain-56 vs ResNet-56",
+    ]
+    for ax in pairs.axes:  # dashed = training error, solid = test error there too
+        assert {line.get_linestyle() for line in ax.lines} == {"--", "-"}
+    assert (tmp_path / "report" / "pairs.png").is_file()
+    assert (
+        "Plain vs ResNet at equal depth: plain-20 vs ResNet-20 | plain-56 vs ResNet-56"
+        in (tmp_path / "report" / "README.md").read_text()
+    )
+
+
+def test_figure7_takes_a_log_axis_where_its_stds_span_more_than_ten_times(tmp_path, drawn, monkeypatch):
+    sweep_of(tmp_path, 4000, nets=(("plain", (20,)), ("resnet", (20,))))
+    spread = {"plain": [20.0, 1.0, 0.5, 0.4, 0.3, 0.3, 0.2], "resnet": [0.9] * 7}
+    monkeypatch.setattr(figure7_module, "run_response_stds", lambda run, *a, **k: spread[run["arch"]])
+    make_report(tmp_path, tmp_path / "report", verbose=False)
+    assert [ax.get_yscale() for ax in drawn["figure7"].axes] == ["log", "log"]
+    assert "log scale" in drawn["figure7"].axes[0].get_title()
+    spread["plain"] = [1.2] * 7  # within 10x: linear from 0
+    make_report(tmp_path, tmp_path / "report2", verbose=False)
+    assert [ax.get_yscale() for ax in drawn["figure7"].axes] == ["linear", "linear"]

@@ -317,13 +317,21 @@ def test_the_report_reads_each_run_config_once_through_results(tiny_sweep, tmp_p
 def test_the_claims_table_is_written_beside_table6(hand_made):
     out, report = hand_made
     claims = pd.read_csv(out / "report" / "claims.csv")
-    assert list(claims.columns) == ["number", "claim", "evidence", "verdict"] and len(claims) == 7
-    shortcut = claims.set_index("number").loc[3]  # ResNet-20 below plain-20 in training error (seed mean 5%)
-    assert shortcut.verdict == "holds" and "plain-20 5.00% vs ResNet-20 3.00% (+2.00 points)" in shortcut.evidence
+    columns = ["number", "claim", "evidence", "margin", "noise", "noise_basis", "seeds", "verdict"]
+    assert list(claims.columns) == columns and len(claims) == 10
+    assert claims.verdict[2] == "not measured"  # "the shortcut fixes it" is about deep nets: not at 20 layers
+    shortcut = claims.set_index("number").loc[9]  # ResNet-20 below plain-20 in training error (seed mean 5%)
+    assert shortcut.verdict == "measured (beyond noise)"
+    assert "plain-20 5.00% vs ResNet-20 3.00% (+2.00 points)" in shortcut.evidence
+    # plain-20's three seeds measure its seed noise here; ResNet-20's one seed borrows it (no external number)
+    assert "(measured here, 3 seeds)" in shortcut.noise_basis and "assumed" in shortcut.noise_basis
+    assert shortcut.seeds == "plain-20 3 seeds, ResNet-20 1 seed"
     assert claims.verdict[0] == "not measured"  # no plain-56
     markdown = (out / "report" / "claims.md").read_text()
     assert markdown.startswith("# What the paper claims, and what these runs show")
-    assert "| 3 | The shortcut fixes it: ResNet-20 below plain-20 in training error |" in markdown
+    assert (
+        "| 9 | Measured, not claimed: the shortcut at 20 layers, ResNet-20 vs plain-20 in training error |" in markdown
+    )
     footer = markdown.strip().splitlines()[-2:]  # the provenance footer the figures carry
     assert footer[0].startswith("CIFAR-10 (test copy)  ·  steps=2000 (paper: 64000)") and "report code" in footer[0]
     assert footer[1] == "trained with code c0ffee, 32-true on cpu, torch 2 | code c0ffee, bf16-mixed on cpu, torch 2"
@@ -335,8 +343,9 @@ def test_the_claims_table_is_written_beside_table6(hand_made):
 def test_the_claims_table_takes_figure7s_numbers(tiny_sweep):
     sweep, _ = tiny_sweep
     claims = pd.read_csv(sweep / "report" / "claims.csv")
-    assert claims.verdict.iloc[-1] in ("holds", "does not hold")
-    assert "mean std 8 layers: ResNet" in claims.evidence.iloc[-1]
+    twins = claims.set_index("number").loc[7]
+    assert twins.verdict in ("holds", "does not hold", "within noise")
+    assert "ResNet-8 below plain-8 in " in twins.evidence and " of 7 layers in layer order" in twins.evidence
 
 
 def test_the_index_page_shows_every_artifact_and_every_skip(hand_made):
@@ -348,7 +357,7 @@ def test_the_index_page_shows_every_artifact_and_every_skip(hand_made):
             assert f"]({path.name})" in index, path.name
     assert "![Figure 1](figure1.png)" in index and "![Figure 6](figure6.png)" in index and "figure7" not in index
     assert "| plain-20 | 0.27M (269,722) | 2000 (paper: 64000) | 3 (0,1,2) |" in index  # Table 6 inlined
-    assert "| 3 | The shortcut fixes it: ResNet-20 below plain-20 in training error |" in index  # the claims too
+    assert "| 9 | Measured, not claimed: the shortcut at 20 layers, ResNet-20 vs plain-20 in training" in index
     skipped = index[index.index("## Skipped") : index.index("## Notes")]
     assert [line.removeprefix("- ") for line in skipped.splitlines()[2:] if line] == report.skipped
     assert all(f"- {note}" in index for note in report.notes)
@@ -369,3 +378,49 @@ def test_the_index_page_of_nothing_says_why_and_never_replaces_a_readme_written_
     assert (tmp_path / "out" / "README.md").read_text() == "# Our notes\n"
     assert any(line.startswith("index: ") and "move it away" in line for line in report.skipped)
     assert (tmp_path / "out" / "claims.md").is_file()
+
+
+def test_run_md_says_each_stretchs_jobs_and_threads_training_time_less_stalls_and_keeps_other_campaigns(tmp_path):
+    from resnet_repro.campaign.collect import merge_run_md, run_md, training_time
+    from resnet_repro.campaign.store import Campaign, Run
+
+    results = tmp_path / "results"
+    out = results / "tenth" / "runs"
+    run = fake_run(out.parent, "plain", 20, 0, {"train": [0.5], "test": [0.4]}, steps=1000, name="runs", every=100)
+    # a run that took 1 s per 100 iterations, but for one interval of 500 s (SIGSTOP'ed for a benchmark)
+    rows = [
+        {"step": s, "split": "train", "error": 0.5, "loss": 1.0, "lr": 0.1, "elapsed_s": float(e)}
+        for s, e in zip(range(100, 1001, 100), [1, 2, 3, 503, 504, 505, 506, 507, 508, 509])
+    ]
+    run.write_metrics(rows)
+    assert training_time(rows) == pytest.approx((10.0, 499.0))
+    campaign = Campaign("again", tmp_path / "campaigns")
+    definition = {"jobs": 1, "threads": 2, "data_root": "/d/cifar10-jpeg.tar.xz", "results_dir": str(results)}
+    label = "tenth/plain-20/seed0"
+    for kind, info in [
+        ("start", {"threads": 1, "jobs": 2, "cpu": {"name": "AMD EPYC"}, "commit": "c0ffee"}),
+        ("run start", {"run": label}),
+        ("run start", {"run": "tenth/resnet-20/seed0"}),
+        ("pause", {}),
+        ("continue", {}),
+        ("run exit", {"run": label, "code": 0, "state": "done", "step": 1000}),
+        ("stop", {"reason": "told to stop"}),
+        ("start", {"cpu": {"name": "AMD EPYC"}, "commit": "c0ffee"}),  # older code: no threads recorded
+        ("stop", {"reason": "all runs finished or failed"}),
+    ]:
+        campaign.event(kind, **info)
+    runs = [Run(("experiment=tenth", "arch=plain", "depth=20"), "tenth", "plain-20/seed0", 20, 1000)]
+    section = run_md(campaign, definition, "tenth", runs)
+    assert "| plain-20/seed0 |" in section and "| 10 s |" not in section  # hours() prints minutes
+    assert "| 0 min | 8 min |" in section  # 10 s of training, 499 s of stall
+    starts = [line for line in section.splitlines() if " start on " in line]
+    assert starts[0].endswith("2 run(s) at once, 1 thread(s) per run")
+    assert starts[1].endswith("no run started, threads not recorded by this start")
+    assert "paused" in section and "continued" in section
+    # the RUN.md of an earlier campaign (older code: no section marks) is kept whole beside the new section
+    earlier = "# How `results/tenth/` was made\n\nCampaign `evidence` (conf/campaign/evidence.yaml): each run is\n"
+    merged = merge_run_md(earlier, "tenth", "again", section)
+    assert merged.startswith("# How `results/tenth/` was made\n")
+    assert "Campaign `evidence` (conf/campaign/evidence.yaml)" in merged and "## Campaign `again`" in merged
+    again = merge_run_md(merged, "tenth", "again", section)  # collecting again replaces its own section only
+    assert again == merged and again.count("## Campaign `again`") == 1

@@ -175,7 +175,10 @@ def supervise(name: str, root: Path) -> int:
     campaign = Campaign(name, root)
     definition = campaign.definition()
     campaign.pid_file.write_text(str(os.getpid()))
-    campaign.event("start", commit=definition["commit"], cpu=cpu(), pid=os.getpid())
+    campaign.event(  # jobs and threads too: RUN.md lists what each stretch ran with (the definition can change)
+        "start", commit=definition["commit"], cpu=cpu(), pid=os.getpid(), jobs=definition["jobs"],
+        threads=definition["threads"],
+    )  # fmt: skip
     stopping = False
     children: dict[Run, subprocess.Popen] = {}
 
@@ -269,7 +272,9 @@ def pause(name: str, resume: bool, root: Path | None = None) -> None:
     campaign.definition()
     if signal_group(campaign, signal.SIGCONT if resume else signal.SIGSTOP) is None:
         print(f"campaign {name} is not running")
-    elif resume:
+        return
+    campaign.event("continue" if resume else "pause")  # RUN.md lists the pauses of each stretch
+    if resume:
         print(f"campaign {name}: continues")
     else:
         print(f"campaign {name}: paused, using no CPU; continue: python -m resnet_repro.campaign continue {name}")

@@ -21,9 +21,9 @@ import pandas as pd
 
 from ..results import SkippedRun, load_results
 from ..trained_with import code_commit
-from .claims import check_claims, claims_markdown
+from .claims import check_claims, claims_markdown, test_predictions
 from .figure7 import figure7, figure7_stats
-from .figures import figure1, figure6
+from .figures import figure1, figure6, pairs
 from .index import INDEX, write_index
 from .nets import NetRuns, group_runs
 from .provenance import net_record, provenance_text
@@ -37,6 +37,8 @@ ARTIFACTS = (
     "figure1.pdf",
     "figure6.png",
     "figure6.pdf",
+    "pairs.png",
+    "pairs.pdf",
     "figure7.png",
     "figure7.pdf",
     "figure7.csv",
@@ -114,12 +116,14 @@ def make_report(
             write_figure(report, figure1, nets, ymax)
         with report.attempt("Figure 6"):
             write_figure(report, figure6, nets, ymax)
+        with report.attempt("Plain vs ResNet at equal depth"):
+            write_figure(report, pairs, nets, ymax)
         with report.attempt("Table 6"):
             write_table6(report, nets)
         with report.attempt("Figure 7"):
             stats = write_figure7(report, nets, figure7_on, data_root, device, figure7_images, verbose)
         with report.attempt("Claims"):
-            write_claims(report, nets, stats)
+            write_claims(report, nets, stats, figure7_on, data_root, device, verbose)
     else:
         report.skipped.append(f"everything: no runs with metrics under {root}")
     command = command or " ".join(sys.argv)
@@ -178,14 +182,19 @@ def write_figure7(
     return stats
 
 
-def write_claims(report: Report, nets: list[NetRuns], stats: pd.DataFrame) -> None:
-    """What the paper claims and what these runs show, from the curves drawn and Figure 7's numbers."""
+def write_claims(
+    report: Report, nets: list[NetRuns], stats: pd.DataFrame, forward=True, data_root=None, device="cpu", verbose=False
+) -> None:
+    """What the paper claims and what these runs show, from the curves drawn, Figure 7's numbers and (unless
+    `forward` is off, as --no-figure7 turns off every forward pass) the final weights' test predictions."""
     drawn = [n for n in nets if len(n.usable)]
     if not drawn:
         report.skipped.append("Claims: needs a run that is done or training")
         return
     curves = pd.concat([n.curves for n in drawn], ignore_index=True)
-    table = check_claims(curves, stats)
+    predictions, notes = test_predictions(drawn, data_root, device, verbose) if forward else ({}, [])
+    report.notes += notes
+    table = check_claims(curves, stats, predictions)
     footer = "  \n".join(provenance_text(drawn, report.commit).splitlines())
     markdown, csv = report.out_dir / "claims.md", report.out_dir / "claims.csv"
     table.to_csv(csv, index=False)

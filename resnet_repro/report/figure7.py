@@ -55,9 +55,12 @@ def figure7_stats(
     return pd.DataFrame(rows), skipped, left_out
 
 
+LOG_SPAN = 10  # a panel whose values span more than this factor gets a log y axis: small stds stay readable
+
+
 def net_style(net: NetRuns) -> dict:
-    """Plain and ResNet of one depth share its colour; their markers tell them apart. Solid lines: in every
-    figure a dashed line means training error, and these are responses on the test set."""
+    """The net's own colour (as in every figure); markers tell plain (open squares) from ResNets (filled circles)
+    too. Solid lines: in every figure a dashed line means training error, and these are responses on the test set."""
     marker = {"none": "s", "A": "o"}.get(net.shortcut, "^")
     face = "white" if net.arch == "plain" else colour(net)
     return {"ls": "-", "lw": 1.5, "marker": marker, "ms": 4.5, "mfc": face, "mew": 1.2}
@@ -77,22 +80,30 @@ def figure7(nets: list[NetRuns], stats: pd.DataFrame, out: Path, commit: str, n_
             notes = [f"{per_run.shape[1]} runs"] if per_run.shape[1] > 1 else []
             notes += [f"steps={net.steps}"] if mixed else []
             label = net.name + (f" ({'; '.join(notes)})" if notes else "")
-            # plain nets on top, so a ResNet of the same depth (same colour) cannot hide them
+            # plain nets on top, so that a ResNet of the same depth cannot hide them
             zorder = 3 if net.arch == "plain" else 2
             for ax, values in ((top, ordered), (bottom, sorted_)):
                 x = np.arange(1, len(values) + 1)
                 ax.plot(x, values.mean(1), color=colour(net), label=label, zorder=zorder, **net_style(net))
                 if values.shape[1] > 1:
                     ax.fill_between(x, values.min(1), values.max(1), color=colour(net), alpha=0.15, lw=0)
-        top.set_title("in layer order")
-        bottom.set_title("sorted by magnitude")
-        for ax in (top, bottom):
+        for ax, title in ((top, "in layer order"), (bottom, "sorted by magnitude")):
             ax.set_xlabel("layer index")
-            ax.set_ylabel("std")
             ax.set_xlim(left=0)
-            ax.set_ylim(bottom=0)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            values = np.concatenate([line.get_ydata() for line in ax.lines]) if ax.lines else np.array([1.0])
+            if values.min() > 0 and values.max() / values.min() > LOG_SPAN:
+                ax.set_yscale("log")
+                ax.set_ylabel("std (log scale)")
+                ax.set_title(f"{title} (log scale: the stds span {values.max() / values.min():.0f}x)")
+            else:
+                ax.set_ylim(bottom=0)
+                ax.set_ylabel("std")
+                ax.set_title(title)
         # beside the axes, never over the points; the markers say plain (open squares) or ResNet (filled)
         top.legend(loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, handlelength=3)
         footer = provenance_text(shown, commit) + f"\nresponses after BN, before ReLU/addition; {n_images}"
-        return finish(fig, "Figure 7: std of each 3x3 layer's response on CIFAR-10 test images", footer, out, "figure7")
+        title = (
+            f"Figure 7: std of each 3x3 layer's response on CIFAR-10 test images: {', '.join(n.name for n in shown)}"
+        )
+        return finish(fig, title, footer, out, "figure7")

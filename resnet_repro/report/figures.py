@@ -1,6 +1,9 @@
-"""Figure 1 and Figure 6: error curves over training, as the paper draws them.
+"""Figure 1 and Figure 6: error curves over training, as the paper draws them; and the pairs figure (not the
+paper's): each plain net beside its ResNet twin of equal depth, in one panel per depth.
 
-Each returns the files it wrote, what it skipped (in one line each, with why) and the nets it drew.
+Each returns the files it wrote, what it skipped (in one line each, with why) and the nets it drew. Every title is
+made from the nets drawn, and every curve point above a clipped error axis is marked on its top edge and counted in
+the legend.
 """
 
 from __future__ import annotations
@@ -29,8 +32,38 @@ from .style import (
 FIGURE6_SIDES = ("left", "middle", "right")
 
 
+def names(nets: list[NetRuns]) -> str:
+    """'plain-20 vs plain-56', 'plain-20': the nets a figure or a panel draws, as its title says them."""
+    return " vs ".join(n.name for n in nets)
+
+
+def figure1_title(shown: list[NetRuns], missing: list[str]) -> str:
+    return f"Figure 1: {names(shown)} on CIFAR-10" + (f" (no {' or '.join(missing)} run)" if missing else "")
+
+
+def figure6_panels(nets: list[NetRuns]) -> list[tuple[str, list[NetRuns]]]:
+    """Figure 6's panels that have a net drawn: (title made from the nets drawn, those nets)."""
+    by_net = {n.net: n for n in nets if len(n.usable)}
+    panels = []
+    for title, arch, depths in paper.FIGURE6_PANELS:
+        drawn = [by_net[k] for k in (Net.of(arch, d) for d in depths) if k in by_net]
+        if drawn:  # "ResNet-110 vs ResNet-1202" says its nets already: it becomes the names of those drawn
+            panels.append((names(drawn) if " vs " in title else f"{title}: {', '.join(n.name for n in drawn)}", drawn))
+    return panels
+
+
+def pairs_of(nets: list[NetRuns]) -> list[tuple[NetRuns, NetRuns]]:
+    """(plain net, its ResNet twin) for every depth where both ran: the pairs figure's panels."""
+    by_net = {n.net: n for n in nets if len(n.usable)}
+    return [
+        (by_net[Net.of("plain", n.depth)], n)
+        for n in nets
+        if len(n.usable) and n.arch == "resnet" and n.shortcut == "A" and Net.of("plain", n.depth) in by_net
+    ]
+
+
 def figure1(nets: list[NetRuns], out: Path, ymax: float, commit: str) -> tuple[list[Path], list[str], list[NetRuns]]:
-    """Training (left, dashed) and test (right, bold) error of plain-20 and plain-56."""
+    """Training (left, dashed) and test (right, solid) error of plain-20 and plain-56."""
     by_net = {n.net: n for n in nets if len(n.usable)}
     wanted = [Net.of("plain", 20), Net.of("plain", 56)]
     shown = [by_net[k] for k in wanted if k in by_net]
@@ -46,17 +79,18 @@ def figure1(nets: list[NetRuns], out: Path, ymax: float, commit: str) -> tuple[l
         mixed = len({n.steps for n in shown}) > 1
         for ax, split, title in zip(axes[0], ("train", "test"), ("training error", "test error")):
             lowest = [draw(ax, n, split, unit[0], legend_label(n, "layers", steps=mixed)) for n in shown]
-            style_axes(ax, max_steps, unit, ymax, lowest)
-            ax.set_title(title + (f"\n{note}" if note else ""))
-            legend_below(ax)
+            marks, counts = style_axes(ax, max_steps, unit, ymax, lowest)
+            ax.set_title(title + (" (dashed)" if split == "train" else " (solid)") + (f"\n{note}" if note else ""))
+            handles, labels = ax.get_legend_handles_labels()
+            legend_below(ax, handles + marks, labels + counts)
         footer = provenance_text(shown, commit)
-        paths = finish(fig, "Figure 1: plain-20 vs plain-56 on CIFAR-10", footer, out, "figure1")
+        paths = finish(fig, figure1_title(shown, missing), footer, out, "figure1")
     return paths, skipped, shown
 
 
 def figure6(nets: list[NetRuns], out: Path, ymax: float, commit: str) -> tuple[list[Path], list[str], list[NetRuns]]:
     """The paper's three panels, plain nets, ResNets, ResNet-110 vs 1202, each where one of its nets ran.
-    Dashed = training error, bold = test error."""
+    Dashed = training error, solid = test error."""
     by_net = {n.net: n for n in nets if len(n.usable)}
     wanted = [[Net.of(arch, d) for d in depths] for _, arch, depths in paper.FIGURE6_PANELS]
     panels = [[by_net[k] for k in keys if k in by_net] for keys in wanted]
@@ -76,7 +110,7 @@ def figure6(nets: list[NetRuns], out: Path, ymax: float, commit: str) -> tuple[l
     max_steps = max(n.steps for panel in panels for n in panel)
     unit = x_unit(max_steps)  # one unit for every panel
     # A panel none of whose nets ran is left out (`skipped` says what it needs), not drawn empty.
-    shown_panels = [(title, panel) for (title, _, _), panel in zip(paper.FIGURE6_PANELS, panels) if panel]
+    shown_panels = figure6_panels(nets)
     with matplotlib.rc_context(STYLE):
         fig, axes = new_figure("figure6", 1, len(shown_panels), width_share=len(shown_panels) / len(panels))
         for ax, (title, panel) in zip(axes[0], shown_panels):
@@ -84,13 +118,44 @@ def figure6(nets: list[NetRuns], out: Path, ymax: float, commit: str) -> tuple[l
             for n in panel:
                 lowest.append(draw(ax, n, "train", unit[0]))
                 lowest.append(draw(ax, n, "test", unit[0], legend_label(n, steps=mixed)))
-            style_axes(ax, max(n.steps for n in panel), unit, ymax, lowest)
+            marks, counts = style_axes(ax, max(n.steps for n in panel), unit, ymax, lowest)
             note = steps_note(panel)
             ax.set_title(title + (f"\n{note}" if note else ""))
             handles, labels = ax.get_legend_handles_labels()
-            styles, names = split_handles()
-            legend_below(ax, handles + styles, labels + names)
+            styles, style_names = split_handles()
+            legend_below(ax, handles + styles + marks, labels + style_names + counts)
         footer = provenance_text([n for n in nets if n.net in drawn], commit)  # ResNet-110 is in two panels: once
-        title = "Figure 6: training on CIFAR-10 (dashed: training error, bold: test error)"
+        title = "Figure 6: training on CIFAR-10 (dashed: training error, solid: test error)"
         paths = finish(fig, title, footer, out, "figure6")
     return paths, skipped, [n for n in nets if n.net in drawn]
+
+
+def pairs_title(pairs: list[tuple[NetRuns, NetRuns]]) -> str:
+    return "Plain vs ResNet at equal depth: " + " | ".join(names(list(p)) for p in pairs)
+
+
+def pairs(nets: list[NetRuns], out: Path, ymax: float, commit: str) -> tuple[list[Path], list[str], list[NetRuns]]:
+    """Not a figure of the paper: each plain net and its ResNet twin in one panel (one panel per depth where both
+    ran), so that the shortcut's effect at equal depth is seen side by side. Dashed = training, solid = test error."""
+    twins = pairs_of(nets)
+    if not twins:
+        return [], ["pairs: needs a plain net and a ResNet of one depth"], []
+    shown = [n for pair in twins for n in pair]
+    unit = x_unit(max(n.steps for n in shown))
+    with matplotlib.rc_context(STYLE):
+        fig, axes = new_figure("pairs", 1, len(twins), width_share=max(0.8, len(twins) / 2))
+        for ax, pair in zip(axes[0], twins):
+            lowest = []
+            for n in pair:
+                lowest.append(draw(ax, n, "train", unit[0]))
+                lowest.append(draw(ax, n, "test", unit[0], legend_label(n, steps=len({m.steps for m in pair}) > 1)))
+            marks, counts = style_axes(ax, max(n.steps for n in pair), unit, ymax, lowest)
+            note = steps_note(list(pair))
+            ax.set_title(f"{pair[0].depth} layers: {names(list(pair))}" + (f"\n{note}" if note else ""))
+            handles, labels = ax.get_legend_handles_labels()
+            styles, style_names = split_handles()
+            legend_below(ax, handles + styles + marks, labels + style_names + counts)
+        # the panels' titles name the nets; one pair's names would not fit beside the line styles' key
+        title = "Plain vs ResNet at equal depth\n(dashed: training error, solid: test error)"
+        paths = finish(fig, title, provenance_text(shown, commit), out, "pairs")
+    return paths, [], shown

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .figures import figure1_title, figure6_panels, pairs_of, pairs_title
 from .nets import NetRuns
 from .provenance import summary
 
@@ -22,11 +23,30 @@ INDEX = "README.md"
 # A README.md without this first line was not written by a report (a hand-written one): it is never overwritten.
 MARKER = "<!-- written by resnet_repro.report: rewritten with every report of this folder -->"
 
-FIGURES = {
-    "figure1": "Figure 1: plain-20 vs plain-56, training error (left) and test error (right)",
-    "figure6": "Figure 6: plain nets | ResNets | ResNet-110 vs 1202 (dashed: training error, bold: test error)",
-    "figure7": "Figure 7: std of each 3x3 layer's response on the test images, in layer order and sorted",
-}
+FIGURES = ("figure1", "figure6", "pairs", "figure7")  # in this order on the page
+
+
+def figure_caption(name: str, nets: list[NetRuns], artifact: dict | None = None) -> str:
+    """What the image shows, made from the nets it draws (`artifact`: its provenance entry, which names them), as
+    its own title is; never a fixed text."""
+    recorded = {r["net"] for r in (artifact or {}).get("nets", [])}
+    drawn = [n for n in nets if len(n.usable) and (not recorded or n.name in recorded)]
+    if name == "figure1":
+        shown = [n for n in drawn if n.arch == "plain" and n.depth in (20, 56) and n.shortcut == "none"]
+        missing = [f"plain-{d}" for d in (20, 56) if d not in {n.depth for n in shown}]
+        return figure1_title(shown, missing) + ", training error (left, dashed) and test error (right, solid)"
+    if name == "figure6":
+        panels = figure6_panels(drawn)
+        count = {1: "one panel", 2: "two panels", 3: "three panels"}[len(panels)]
+        return (
+            f"Figure 6, {count}: " + " | ".join(t for t, _ in panels) + " (dashed: training error, solid: test error)"
+        )
+    if name == "pairs":
+        return pairs_title(pairs_of(drawn)) + " (not a figure of the paper; dashed: training, solid: test error)"
+    shown = ", ".join(n.name for n in drawn)
+    return f"Figure 7: std of each 3x3 layer's response on the test images ({shown}), in layer order and sorted"
+
+
 TABLES = ("table6", "claims")  # each a .md (inlined) and a .csv
 DATA_FILES = {
     "curves.csv": "every curve drawn, one row per (run, step, split)",
@@ -69,7 +89,9 @@ def index_markdown(report: Report, nets: list[NetRuns], root: Path, command: str
         lines += ["## Figures", ""]
         for name in figures:
             pdf = f" ([PDF]({name}.pdf))" if f"{name}.pdf" in written else ""
-            lines += [f"### {FIGURES[name]}", "", f"![{FIGURES[name].split(':')[0]}]({name}.png){pdf}", ""]
+            caption = figure_caption(name, nets, report.artifacts.get(name))
+            alt = "Plain vs ResNet at equal depth" if name == "pairs" else f"Figure {name.removeprefix('figure')}"
+            lines += [f"### {caption}", "", f"![{alt}]({name}.png){pdf}", ""]
     for table in TABLES:  # inlined, their headings one level down
         if f"{table}.md" in written:
             text = (report.out_dir / f"{table}.md").read_text().strip()

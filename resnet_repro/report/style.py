@@ -15,12 +15,31 @@ from matplotlib.transforms import ScaledTranslation
 from .. import paper
 from .nets import NetRuns
 
-# One colour per depth across all figures, told apart also by colour-blind readers (20 and 56 of Figure 1 most of all).
-DEPTH_COLOURS = {20: "#E69F00", 32: "#56B4E9", 44: "#009E73", 56: "#B2182B", 110: "#332288", 1202: "#CC79A7"}
+# One colour per net across all figures (plain-20 is the same orange in Figure 1, 6, 7 and the pairs): plain nets in
+# warm colours, ResNets in cool ones, so that a plain net and its ResNet twin drawn side by side never share one.
+NET_COLOURS = {
+    ("plain", 20): "#E69F00",
+    ("plain", 32): "#C9A227",
+    ("plain", 44): "#CC6677",
+    ("plain", 56): "#B2182B",
+    ("plain", 110): "#882255",
+    ("plain", 1202): "#5E3C58",
+    ("resnet", 20): "#56B4E9",
+    ("resnet", 32): "#44AA99",
+    ("resnet", 44): "#117733",
+    ("resnet", 56): "#0072B2",
+    ("resnet", 110): "#332288",
+    ("resnet", 1202): "#AA4499",
+}
 OTHER_COLOURS = ("#000000", "#777777", "#8C564B", "#17BECF", "#9467BD")
 DPI = 150
 LEGEND_DROP = 0.55  # inches from the axes' bottom edge to a legend below them: clear of the tick labels and x label
-FIGSIZE = {"figure1": (11.0, 4.8), "figure6": (16.0, 6.4), "figure7": (10.0, 8.5)}  # inches; pixels = inches * DPI
+FIGSIZE = {
+    "figure1": (11.0, 4.8),
+    "figure6": (16.0, 6.4),
+    "figure7": (10.0, 8.5),
+    "pairs": (11.0, 6.4),
+}  # inches; pixels = inches * DPI
 STYLE = {
     "font.size": 11,
     "axes.titlesize": 12.5,
@@ -35,10 +54,12 @@ STYLE = {
     "axes.spines.right": False,
     "pdf.fonttype": 42,
 }
-# One meaning per line style in every figure, as the paper draws Figure 6: dashed = training error, bold = test
-# error. Nothing else is dashed (Figure 7 tells plain from ResNet by its markers); colour = depth.
+# One meaning per line style in every figure, as the paper draws Figure 6: dashed = training error, solid = test
+# error (drawn bolder too). Nothing else is dashed (Figure 7's responses on the test set are solid, plain told from
+# ResNet by its markers); colour = the net.
 SPLIT_STYLE = {"train": {"ls": (0, (4, 2.5)), "lw": 1.4}, "test": {"ls": "-", "lw": 2.4}}
-SPLIT_NAMES = {"train": "training error (dashed)", "test": "test error (bold)"}
+SPLIT_NAMES = {"train": "training error (dashed)", "test": "test error (solid)"}
+CLIPPED_MARKER = {"marker": "^", "ms": 5, "ls": "none", "clip_on": False, "zorder": 5}  # a point above the axis
 # The x axis in units that suit the run length, so that its ticks are round numbers: the paper's 1e4 iterations
 # for long runs (64,000: 0-6.4), thousands for shortened ones (6,400: 0-6.4), plain iterations for short ones
 # (600: 0-600; 60: 0-60, not 0.000-0.006 in units of 1e4).
@@ -46,7 +67,11 @@ X_UNITS = ((30_000, 1e4, "iter. (1e4)"), (5_000, 1e3, "iter. (1e3)"), (0, 1, "it
 
 
 def colour(net: NetRuns) -> str:
-    return DEPTH_COLOURS.get(net.depth) or OTHER_COLOURS[hash(net.depth) % len(OTHER_COLOURS)]
+    """The net's colour in every figure; nets outside the paper's (other shortcuts, depths) get a fixed other one."""
+    if net.shortcut in ("none", "A") and (net.arch, net.depth) in NET_COLOURS:
+        return NET_COLOURS[(net.arch, net.depth)]
+    key = sum(map(ord, f"{net.arch}{net.depth}{net.shortcut}"))  # not hash(): that changes between processes
+    return OTHER_COLOURS[key % len(OTHER_COLOURS)]
 
 
 def legend_label(net: NetRuns, style: str = "net", steps: bool = False) -> str:
@@ -106,14 +131,18 @@ def draw(ax, net: NetRuns, split: str, unit: float, label: str | None = None) ->
     if c is None:
         return None
     x = c.index.to_numpy() / unit
-    ax.plot(x, c["mean"], color=colour(net), label=label, solid_capstyle="round", **SPLIT_STYLE[split])
+    # gid names the curve for the marks of points above a clipped axis (clipped_marks)
+    ax.plot(
+        x, c["mean"], color=colour(net), label=label, gid=f"{net.name} {split}", solid_capstyle="round",
+        **SPLIT_STYLE[split],
+    )  # fmt: skip
     if len(net.usable) > 1:
         ax.fill_between(x, c["min"], c["max"], color=colour(net), alpha=0.18 if split == "test" else 0.1, lw=0)
     return float(c["mean"].min())
 
 
 def split_handles() -> tuple[list[Line2D], list[str]]:
-    """Legend entries that say what dashed and bold mean."""
+    """Legend entries that say what dashed and solid mean."""
     return [Line2D([], [], color="0.35", **SPLIT_STYLE[s]) for s in SPLIT_NAMES], list(SPLIT_NAMES.values())
 
 
@@ -122,7 +151,7 @@ def legend_below(ax, handles=None, labels=None) -> None:
     Two columns where the labels are short enough to leave the axes their width."""
     if handles is None:
         handles, labels = ax.get_legend_handles_labels()
-    ncols = 2 if len(labels) > 1 and max(map(len, labels)) <= 24 else 1
+    ncols = 2 if len(labels) > 1 and max(map(len, labels)) <= 26 else 1
     below = ax.transAxes + ScaledTranslation(0, -LEGEND_DROP, ax.figure.dpi_scale_trans)
     ax.legend(
         handles,
@@ -144,7 +173,28 @@ def auto_ymax(nets: list[NetRuns]) -> float:
     return float(min(100, 10 * np.ceil(max(errors) / 10)))
 
 
-def style_axes(ax, max_steps: int, unit: tuple[float, str], ymax: float, lowest: list[float | None]) -> None:
+def clipped_marks(ax, ymax: float) -> tuple[list[Line2D], list[str]]:
+    """Every curve point above the axis' top `ymax` is marked by a triangle on the top edge, in its curve's colour;
+    returns legend entries that count them per curve ("plain-20 test error: 55 of 128 points above 20%")."""
+    handles, labels = [], []
+    for line in list(ax.lines):
+        if not line.get_gid():
+            continue
+        x, y = (np.asarray(v, dtype=float) for v in line.get_data())
+        above = y > ymax
+        if not above.any():
+            continue
+        mark = ax.plot(x[above], np.full(above.sum(), ymax), color=line.get_color(), **CLIPPED_MARKER)[0]
+        net, split = line.get_gid().rsplit(" ", 1)
+        handles.append(mark)
+        labels.append(f"{net} {SPLIT_NAMES[split].split(' (')[0]}: {above.sum()} of {len(y)} points above {ymax:g}%")
+    return handles, labels
+
+
+def style_axes(
+    ax, max_steps: int, unit: tuple[float, str], ymax: float, lowest: list[float | None]
+) -> tuple[list[Line2D], list[str]]:
+    """Limits and labels; returns the legend entries of the points above the top (clipped_marks)."""
     scale, label = unit
     ax.set_xlim(0, max_steps / scale)
     ax.set_ylim(0, ymax)
@@ -162,6 +212,7 @@ def style_axes(ax, max_steps: int, unit: tuple[float, str], ymax: float, lowest:
             fontsize=11,
             color="0.35",
         )
+    return clipped_marks(ax, ymax)
 
 
 def steps_note(nets: list[NetRuns]) -> str:
