@@ -190,9 +190,12 @@ def resolve(cfg: DictConfig, check_data: bool = True) -> RunSpec:
     root, cache_dir = c.raw("data.root"), c.raw("data.cache_dir")
     if not isinstance(root, str) or not root:
         raise ConfigError(f"data.root={root} must be a path to CIFAR-10 (see the README, Data)")
+    download = c.raw("data.download")
+    if download not in ("auto", True, False):
+        raise ConfigError(f"data.download={download} must be auto, true or false (default: data.download=auto)")
     data = Data(
         root=Path(root).expanduser(),
-        download=c.flag("data.download"),
+        download=wants_download(cfg) if download == "auto" else download,
         cache_dir=None if cache_dir is None else Path(str(cache_dir)).expanduser(),
         val_size=c.whole("data.val_size", minimum=0),
         split_seed=c.whole("data.split_seed", minimum=0),
@@ -217,6 +220,16 @@ def resolve(cfg: DictConfig, check_data: bool = True) -> RunSpec:
         report=c.flag("report"),
         config=config,
     )
+
+
+def wants_download(cfg: DictConfig) -> bool:
+    """data.download=auto: download where data.root is the default place (neither data.root= nor CIFAR10_ROOT
+    given) and holds no data, so that the card's command works as typed. A path a user gave that holds no data
+    is more likely a slip than a wish to fetch 170 MB there: it gets the missing-data message."""
+    raw_root = OmegaConf.to_container(cfg.data, resolve=False).get("root")
+    if raw_root != defaults()["data.root"] or os.environ.get("CIFAR10_ROOT"):
+        return False
+    return detect_layout(Path(str(cfg.data.root)).expanduser()) is None
 
 
 def _number(value) -> float | None:

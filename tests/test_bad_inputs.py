@@ -90,7 +90,7 @@ SETTINGS = [
     ("report=maybe", 2, "report=maybe must be true or false"),
     # the data's settings
     ("data.val_size=-1", 2, "data.val_size=-1 must be a whole number from 0"),
-    ("data.download=maybe", 2, "data.download=maybe must be true or false"),
+    ("data.download=maybe", 2, "data.download=maybe must be auto, true or false"),
     ("data.root=", 2, "data.root= must be a path to CIFAR-10"),
     # keys the project does not read: Hydra's message, or ours for an added one, with the nearest key
     ("dept=20", 2, "Could not override 'dept'. Key 'dept' is not in struct; did you mean depth=20?"),
