@@ -293,7 +293,7 @@ def evaluate(
     depths: list[int], data_root: str, out: Path, weights: str | None, max_images: int | None, say=print
 ) -> int:
     from .data import DataError, load_cifar10
-    from .machine import cpu_name
+    from .machine import read_cpu
 
     try:
         files = {depth: akamaster_file(depth, weights) for depth in depths}
@@ -305,7 +305,8 @@ def evaluate(
     if max_images is not None and max_images < len(labels):  # a fixed random subset, as Figure 7's --max-images
         keep = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:max_images].sort().values
         images, labels = images[keep], labels[keep]
-    machine = cpu_name() or "unknown CPU"
+    cpu = read_cpu()
+    machine = f"{cpu.name or 'unknown CPU'} family {cpu.family} model {cpu.model}"
     rows, stats = [], []
     for depth, path in files.items():
         net = load_akamaster(path, depth)
