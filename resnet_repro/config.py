@@ -27,6 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 from .compute import COMPILE_AUTO_MIN_STEPS, resolve_trainer  # noqa: F401 (re-exported)
 from .data import detect_layout, missing_data_message
 from .devices import gpu_count
+from .loggers import check as check_loggers
 from .machine import cpu_flags, cpu_has_native_bf16, cpu_name  # noqa: F401 (re-exported: train, tests)
 from .models import Net
 from .runs import flatten  # also registers the run_name resolver the config uses
@@ -130,7 +131,8 @@ def resolve(cfg: DictConfig, check_data: bool = True) -> RunSpec:
         ) from None
     config = {k: v for k, v in config.items() if k != "hydra"}
     flat = flatten(config)
-    unknown = sorted(set(flat) - set(defaults()))
+    # the logger group's settings are its own files' (conf/logger/), checked by loggers.check
+    unknown = sorted(k for k in set(flat) - set(defaults()) if not k.startswith("logger."))
     if unknown:
         key = unknown[0]
         group = [k for k in defaults() if k.startswith(f"{key}.")]
@@ -202,6 +204,7 @@ def resolve(cfg: DictConfig, check_data: bool = True) -> RunSpec:
     )
 
     trainer = resolve_trainer(c, steps)
+    check_loggers(config.get("logger"))
     if check_data and not data.download and detect_layout(data.root) is None:  # last: the settings come first
         raise ConfigError(missing_data_message(data.root))
     return RunSpec(

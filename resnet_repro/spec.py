@@ -59,7 +59,6 @@ class TrainerSettings:
     checkpoint_every: int
     progress_bar: str  # "bar" (a live bar) | "lines" (a line every 10%, for job logs) | "off"
     runs_per_gpu: int  # runs sharing one GPU at once
-    logger: str  # "none" | "tensorboard" (also write the metrics to <run_dir>/tensorboard/)
 
     @property
     def compiled(self) -> bool:
