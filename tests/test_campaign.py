@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -42,6 +44,27 @@ def wait_for(condition, timeout: float, what: str) -> None:
         time.sleep(0.5)
 
 
+@pytest.fixture
+def ended():
+    """Campaigns a test starts: whatever happens in the test, their supervisor and runs (one process group) end."""
+    started: list[Campaign] = []
+    yield started
+    for campaign in started:
+        pid = campaign.supervisor_pid()
+        if pid is None:
+            continue
+        try:
+            os.killpg(os.getpgid(pid), signal.SIGCONT)
+            os.killpg(os.getpgid(pid), signal.SIGTERM)
+            deadline = time.monotonic() + 120  # they checkpoint and exit; a loaded machine is given time
+            while campaign.supervisor_pid() is not None and time.monotonic() < deadline:
+                time.sleep(0.5)
+            if campaign.supervisor_pid() is not None:
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def test_bad_campaigns_are_refused_in_one_line_before_any_work(tmp_path, tiny_batches, capsys):
     home = tmp_path / "home"
     assert main(["start", "no-such-campaign", "--home", str(home)]) == 2
@@ -56,16 +79,19 @@ def test_bad_campaigns_are_refused_in_one_line_before_any_work(tmp_path, tiny_ba
     assert main(["status", "tiny", "--home", str(home)]) == 2
 
 
-def test_start_stop_resume_status_collect(tmp_path, tiny_batches):
+def test_start_stop_resume_status_collect(tmp_path, tiny_batches, ended):
     home, results = tmp_path / "home", tmp_path / "results"
     runs = [f"arch=resnet depth=8 steps=3000 {TINY}", f"arch=plain depth=8 steps=3000 {TINY}"]
     definition = write_campaign(tmp_path, runs)
     common = ["--home", str(home)]
+    campaign = Campaign("tiny", home)
+    ended.append(campaign)
     started = campaign_cli(
         "start", str(definition), *common, "--data-root", str(tiny_batches), "--results", str(results)
     )
     assert started.returncode == 0, started.stderr
-    campaign = Campaign("tiny", home)
+    # the hints printed keep --home: typed as shown, they act on this campaign
+    assert f"status tiny --home {home}" in started.stdout and f"stop tiny --home {home}" in started.stdout
     pid = campaign.supervisor_pid()
     assert pid is not None
     # the runs are niced and run the pinned clone, not this checkout
@@ -83,7 +109,10 @@ def test_start_stop_resume_status_collect(tmp_path, tiny_batches):
     assert campaign.supervisor_pid() is None
     steps = {d: json.loads((d / "status.json").read_text()) for d in run_dirs}
     assert all(s["state"] == "stopped" and 0 < s["step"] < 3000 for s in steps.values()), steps
-    assert "stopped" in campaign_cli("status", "tiny", *common).stdout
+    shown = campaign_cli("status", "tiny", *common).stdout
+    assert "stopped" in shown
+    for s in steps.values():  # the step each run checkpointed, not its last metrics row's
+        assert f"step {s['step']:>6,}/" in shown, (s, shown)
 
     again = campaign_cli("start", "tiny", *common)  # by name now: campaign.json remembers the definition
     assert again.returncode == 0, again.stderr
@@ -108,6 +137,13 @@ def test_start_stop_resume_status_collect(tmp_path, tiny_batches):
     assert collected.returncode == 0, collected.stderr
     run_md = (results / "tiny" / "RUN.md").read_text()
     assert "resnet-8/seed0" in run_md and "start on" in run_md and commit[:10] in run_md
+
+
+def test_status_of_a_campaign_not_started_here_is_one_line(tmp_path, capsys):
+    assert main(["status", "evidence", "--home", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "campaign evidence has not been started on this machine" in err
+    assert f"start evidence --home {tmp_path}" in err
 
 
 @pytest.mark.parametrize("command", ["stop", "pause", "continue", "collect"])
