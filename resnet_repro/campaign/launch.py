@@ -147,6 +147,8 @@ def start(name: str, data_root: str | None, results: str | None, update_code: bo
         raise CampaignError(
             f"the supervisor exited at once (code {process.returncode}); see {campaign.logs / 'supervisor.log'}"
         )
+    if campaign.supervisor_pid() != process.pid:  # alive, but slow to start at nice 19 on a busy machine
+        print(f"campaign {name}: the supervisor (pid {process.pid}) is still starting; status says when it runs")
     print(
         f"campaign {name}: started (pid {process.pid}, nice 19, code {commit[:10]}), "
         f"{len(runs)} runs, {spec['jobs']} at a time, {spec['threads']} thread(s) each\n"
