@@ -104,7 +104,7 @@ def test_start_stop_resume_status_collect(tmp_path, tiny_batches, ended):
     assert not autogroup.exists() or autogroup.read_text().split()[-1] == "19"
 
     run_dirs = [campaign.runs_dir / "tiny" / name / "seed0" for name in ("resnet-8", "plain-8")]
-    wait_for(lambda: all((d / "last.ckpt").is_file() for d in run_dirs), 300, "a checkpoint of each run")
+    wait_for(lambda: all((d / "last.ckpt").is_file() for d in run_dirs), 900, "a checkpoint of each run")
     stopped = campaign_cli("stop", "tiny", *common)
     assert stopped.returncode == 0, stopped.stderr
     assert campaign.supervisor_pid() is None
@@ -117,7 +117,7 @@ def test_start_stop_resume_status_collect(tmp_path, tiny_batches, ended):
 
     again = campaign_cli("start", "tiny", *common)  # by name now: campaign.json remembers the definition
     assert again.returncode == 0, again.stderr
-    wait_for(lambda: campaign.supervisor_pid() is None, 300, "the campaign to finish")
+    wait_for(lambda: campaign.supervisor_pid() is None, 1800, "the campaign to finish")
     assert [campaign.run_state(run) for run in campaign.runs()] == ["done", "done"]
     events = [e["event"] for e in campaign.events()]
     assert events.count("start") == 2 and events.count("stop") == 2
