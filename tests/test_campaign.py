@@ -56,11 +56,12 @@ def ended():
         try:
             os.killpg(os.getpgid(pid), signal.SIGCONT)
             os.killpg(os.getpgid(pid), signal.SIGTERM)
+            group = os.getpgid(pid)
             deadline = time.monotonic() + 120  # they checkpoint and exit; a loaded machine is given time
-            while campaign.supervisor_pid() is not None and time.monotonic() < deadline:
+            # the process itself, not its pid file (which the supervisor removes as it begins to stop)
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
                 time.sleep(0.5)
-            if campaign.supervisor_pid() is not None:
-                os.killpg(os.getpgid(pid), signal.SIGKILL)
+            os.killpg(group, signal.SIGKILL)  # whatever of the group is left
         except ProcessLookupError:
             pass
 
