@@ -17,7 +17,6 @@ Called by `config.resolve`; the values land in the RunSpec's TrainerSettings (sp
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -40,7 +39,6 @@ COMPILE_MODES = ("reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"
 ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
 PRECISIONS = {"auto": "auto", "32-true": "32-true", "32": "32-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}
 PROGRESS = {"auto": "auto", "true": "bar", "bar": "bar", "lines": "lines", "false": "off", "off": "off", "none": "off"}
-LOGGERS = {"none": "none", "false": "none", "tensorboard": "tensorboard"}
 # Set in the jobs of Slurm and of submitit (local or Slurm): their output goes to a log file.
 SCHEDULER_ENV = ("SLURM_JOB_ID", "SUBMITIT_EXECUTOR")
 
@@ -66,7 +64,6 @@ def resolve_trainer(c, steps: int) -> TrainerSettings:
         snapshots=_snapshots(c.raw("trainer.snapshots")),
         progress_bar=_progress(c.raw("trainer.progress_bar")),
         runs_per_gpu=c.whole("trainer.runs_per_gpu"),
-        logger=_logger(c.raw("trainer.logger")),
     )
 
 
@@ -184,16 +181,3 @@ def _progress(value) -> str:
         return progress
     interactive = sys.stdout.isatty() and not any(key in os.environ for key in SCHEDULER_ENV)
     return "bar" if interactive else "lines"
-
-
-def _logger(value) -> str:
-    """trainer.logger: none, or tensorboard (an optional dependency, checked here, before any work)."""
-    logger = LOGGERS.get(str(value).lower())
-    if logger is None:
-        raise ConfigError(f"trainer.logger={value} is unknown; use none or tensorboard")
-    if logger == "tensorboard" and importlib.util.find_spec("tensorboard") is None:
-        raise ConfigError(
-            "trainer.logger=tensorboard needs the tensorboard package: pip install tensorboard "
-            "(or pip install 'resnet-repro[tensorboard]'), or set trainer.logger=none"
-        )
-    return logger

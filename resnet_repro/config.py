@@ -27,6 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 from .compute import COMPILE_AUTO_MIN_STEPS, resolve_trainer  # noqa: F401 (re-exported)
 from .data import detect_layout, missing_data_message
 from .devices import gpu_count
+from .loggers import check as check_loggers
 from .machine import cpu_flags, cpu_has_native_bf16, cpu_name  # noqa: F401 (re-exported: train, tests)
 from .models import Net
 from .runs import flatten  # also registers the run_name resolver the config uses
@@ -130,7 +131,8 @@ def resolve(cfg: DictConfig, check_data: bool = True) -> RunSpec:
         ) from None
     config = {k: v for k, v in config.items() if k != "hydra"}
     flat = flatten(config)
-    unknown = sorted(set(flat) - set(defaults()))
+    # the logger group's settings are its own files' (conf/logger/), checked by loggers.check
+    unknown = sorted(k for k in set(flat) - set(defaults()) if not k.startswith("logger."))
     if unknown:
         key = unknown[0]
         group = [k for k in defaults() if k.startswith(f"{key}.")]
@@ -190,15 +192,19 @@ def resolve(cfg: DictConfig, check_data: bool = True) -> RunSpec:
     root, cache_dir = c.raw("data.root"), c.raw("data.cache_dir")
     if not isinstance(root, str) or not root:
         raise ConfigError(f"data.root={root} must be a path to CIFAR-10 (see the README, Data)")
+    download = c.raw("data.download")
+    if download not in ("auto", True, False):
+        raise ConfigError(f"data.download={download} must be auto, true or false (default: data.download=auto)")
     data = Data(
         root=Path(root).expanduser(),
-        download=c.flag("data.download"),
+        download=wants_download(cfg) if download == "auto" else download,
         cache_dir=None if cache_dir is None else Path(str(cache_dir)).expanduser(),
         val_size=c.whole("data.val_size", minimum=0),
         split_seed=c.whole("data.split_seed", minimum=0),
     )
 
     trainer = resolve_trainer(c, steps)
+    check_loggers(config.get("logger"))
     if check_data and not data.download and detect_layout(data.root) is None:  # last: the settings come first
         raise ConfigError(missing_data_message(data.root))
     return RunSpec(
@@ -217,6 +223,16 @@ def resolve(cfg: DictConfig, check_data: bool = True) -> RunSpec:
         report=c.flag("report"),
         config=config,
     )
+
+
+def wants_download(cfg: DictConfig) -> bool:
+    """data.download=auto: download where data.root is the default place (neither data.root= nor CIFAR10_ROOT
+    given) and holds no data, so that the card's command works as typed. A path a user gave that holds no data
+    is more likely a slip than a wish to fetch 170 MB there: it gets the missing-data message."""
+    raw_root = OmegaConf.to_container(cfg.data, resolve=False).get("root")
+    if raw_root != defaults()["data.root"] or os.environ.get("CIFAR10_ROOT"):
+        return False
+    return detect_layout(Path(str(cfg.data.root)).expanduser()) is None
 
 
 def _number(value) -> float | None:

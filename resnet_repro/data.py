@@ -63,6 +63,16 @@ class Split:
 # --------------------------------------------------------------------------- sources
 
 
+def _unmake(lock: Path, made: list[Path]) -> None:
+    """A failed download leaves nothing: its lock, and the folders made for it while they are empty."""
+    lock.unlink(missing_ok=True)
+    for folder in made:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
 def detect_layout(root: Path) -> str | None:
     if root.is_file() and root.name.endswith(ARCHIVE_SUFFIXES):
         return "archive"
@@ -75,12 +85,41 @@ def detect_layout(root: Path) -> str | None:
     return None
 
 
-def missing_data_message(root: Path) -> str:
+def missing_data_message(root: Path, download_failed: str | None = None) -> str:
+    """One line: no data at `root` (and why a download failed, if one was tried), and the three ways to give it."""
+    tried = f", and downloading it there failed ({download_failed})" if download_failed else ""
+    again = "retry data.download=true when online" if download_failed else "add data.download=true"
     return (
-        f"no CIFAR-10 found at data.root={root}: give a folder with torchvision's cifar-10-batches-py/, "
-        f"or the image-folder layout train/<class>/*.jpg + test/<class>/*.jpg, or a .tar.xz of it "
-        f"(e.g. data.root=../shared/data/cifar10-jpeg.tar.xz), or add data.download=true"
+        f"no CIFAR-10 found at data.root={root}{tried}: point at a copy with data.root=<folder or .tar.xz> "
+        f"or env CIFAR10_ROOT=<same> (torchvision's cifar-10-batches-py/, or the image-folder layout "
+        f"train/<class>/*.jpg + test/<class>/*.jpg, or a .tar.xz of it, e.g. data.root=../shared/data/cifar10-jpeg.tar.xz), "
+        f"or {again} to download the original (170 MB) into data.root"
     )
+
+
+def download_cifar10(root: Path) -> None:
+    """torchvision's download of the official archive into `root`, one process at a time; a DataError of one
+    line when it fails (offline, a proxy, a full disk), never torchvision's tracebacks."""
+    from filelock import FileLock
+
+    made = [p for p in (root, *root.parents) if not p.exists()]  # removed again if nothing comes
+    lock = root / ".download.lock"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(lock)):  # two runs of a parallel sweep: the second waits, then finds it
+            if detect_layout(root) is None:
+                import torchvision
+
+                torchvision.datasets.CIFAR10(str(root), train=True, download=True)
+    except Exception as e:  # noqa: BLE001 (urllib, ssl, OSError...: what failed, in one line)
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        _unmake(lock, made)
+        raise DataError(
+            missing_data_message(root, f"{type(e).__name__}: {reason}" if reason else type(e).__name__)
+        ) from None
+    lock.unlink(missing_ok=True)
+    if detect_layout(root) is None:
+        raise DataError(missing_data_message(root, "torchvision left no cifar-10-batches-py/"))
 
 
 def _read_batches(root: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -212,9 +251,7 @@ def load_cifar10(
     root = Path(root).expanduser()
     layout = detect_layout(root)
     if layout is None and download:
-        import torchvision
-
-        torchvision.datasets.CIFAR10(str(root), train=True, download=True)
+        download_cifar10(root)
         layout = detect_layout(root)
     if layout is None:
         raise DataError(missing_data_message(root))

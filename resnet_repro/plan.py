@@ -220,8 +220,23 @@ def plan(args: list[str], measure: bool = True, say=print) -> int:
     return 2 if invalid or refused else 0
 
 
+PLAN_HELP = [
+    "The plan of `python run.py` with the same arguments (the same as adding dry_run=true there): every run's",
+    "directory and state (new / resume at step s / done / refused ...), device, precision, compile, steps and a",
+    "time estimate from a few steps timed here. Nothing is trained or written; a bad setting is refused as the",
+    "run would refuse it (one line, exit 2).",
+    "  python -m resnet_repro.plan -m experiment=quick data.root=../shared/data/cifar10-jpeg.tar.xz",
+]
+
+
 def main(argv: list[str] | None = None) -> None:
-    sys.exit(plan(list(sys.argv[1:] if argv is None else argv)))
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in args):
+        from .cli import help_text
+
+        print(help_text("python -m resnet_repro.plan", PLAN_HELP))
+        sys.exit(0)
+    sys.exit(plan(args))
 
 
 if __name__ == "__main__":

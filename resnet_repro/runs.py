@@ -60,6 +60,7 @@ RUNTIME_KEYS = (
     "run_id",
     "run_dir",
     "report",
+    "logger",  # loggers besides metrics.csv: how a run is watched, not what it learns
 )
 
 

@@ -60,7 +60,6 @@ class TrainerSettings:
     snapshots: tuple[float, ...]  # fractions of steps at which the weights are kept (snapshots/step-<k>.pt)
     progress_bar: str  # "bar" (a live bar) | "lines" (a line every 10%, for job logs) | "off"
     runs_per_gpu: int  # runs sharing one GPU at once
-    logger: str  # "none" | "tensorboard" (also write the metrics to <run_dir>/tensorboard/)
 
     @property
     def compiled(self) -> bool:

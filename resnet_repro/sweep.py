@@ -68,7 +68,8 @@ def run_job(cfg: DictConfig) -> str:
             message = f"being trained by another process; its status: {status_text(RunDir(cfg.run_dir).status())}"
     except BAD_INPUT as e:
         state, message = "invalid", str(e)
-        print(f"error: {cfg.run_id}: {e}", file=sys.stderr)
+        if not _said_before(message):  # the same refusal for every run of a sweep is said once here, listed at the end
+            print(f"error: {cfg.run_id}: {e}", file=sys.stderr)
     except SystemExit:  # stopped by SIGTERM or Ctrl-C, checkpointed: recorded, and the sweep stops with it
         _record(cfg, "stopped", status_text(RunDir(cfg.run_dir).status()) + "; run the same command to resume")
         raise
@@ -87,6 +88,52 @@ def _record(cfg: DictConfig, state: str, message: str) -> None:
         atomic_write(Path(folder) / f"job{HydraConfig.get().job.num}.json", json.dumps(record))
 
 
+def _said_before(message: str) -> bool:
+    """Whether an earlier job of this sweep recorded this message (its launch's .outcomes/)."""
+    folder = os.environ.get(OUTCOMES_ENV)
+    for path in Path(folder).glob("job*.json") if folder else ():
+        try:
+            if json.loads(path.read_text()).get("message") == message:
+                return True
+        except (OSError, ValueError):
+            pass
+    return False
+
+
+def swept_keys(config: DictConfig) -> set[str]:
+    """The keys a sweep varies: its command line's sweeps (depth=20,56) and a preset's hydra.sweeper.params."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    keys = {o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override()}
+    return keys | {str(k) for k in (config.hydra.sweeper.get("params") or {})}
+
+
+def check_data_once(config: DictConfig) -> None:
+    """Before any job of a sweep: its data is there, or downloaded once (data.download), or the sweep ends with
+    one line (exit 2), not a refusal per run. A sweep of data.root or data.download leaves it to each run."""
+    from .config import wants_download
+    from .data import DataError, detect_layout, download_cifar10, missing_data_message
+
+    if any(k == "data" or k.startswith(("data.root", "data.download")) for k in swept_keys(config)):
+        return
+    try:
+        root = Path(str(config.data.root)).expanduser()
+        download = config.data.download
+    except Exception:  # noqa: BLE001 (an interpolation that cannot resolve: each run says so in its own line)
+        return
+    if detect_layout(root) is not None or download not in ("auto", True, False):
+        return
+    try:
+        if download is True or (download == "auto" and wants_download(config)):
+            download_cifar10(root)
+        else:
+            raise DataError(missing_data_message(root))
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
 class SweepSummary(Callback):
     """Prints done / failed / diverged / invalid / stopped counts when a sweep ends; exits 1 if any run
     failed, diverged, was invalid or was stopped."""
@@ -98,6 +145,7 @@ class SweepSummary(Callback):
         except ConfigError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
+        check_data_once(config)
         launch = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         folder = Path(str(config.hydra.sweep.dir)).resolve() / ".outcomes" / launch
         os.environ[OUTCOMES_ENV] = str(folder)
@@ -110,8 +158,13 @@ class SweepSummary(Callback):
             f"\nsweep {config.hydra.sweep.dir}: {len(records)} runs: "
             + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
         )
+        # runs refused or failed for one reason are one line: the reason once, the runs named
+        by_reason: dict[tuple[str, str], list[str]] = {}
         for r in records:
             if r["state"] != "done":
-                print(f"  {r['state']:8s} {r['run']}  {r['message']}")
+                by_reason.setdefault((r["state"], r["message"]), []).append(r["run"])
+        for (state, message), runs in by_reason.items():
+            named = runs[0] if len(runs) == 1 else f"{len(runs)} runs ({', '.join(runs)})"
+            print(f"  {state:8s} {named}  {message}")
         if counts["failed"] or counts["invalid"] or counts["diverged"] or counts["stopped"]:
             sys.exit(1)

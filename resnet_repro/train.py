@@ -25,6 +25,8 @@ from .allocator import keep_freed_memory
 from .config import ConfigError, RunSpec, cpu_name, resolve
 from .data import DataError, EvalBatches, Split, TrainBatches, load_cifar10, split_cifar10
 from .devices import gpu_slot, use_float32_precision
+from .loggers import build as build_loggers
+from .loggers import finish as finish_loggers
 from .module import Classifier
 from .progress import progress_callbacks
 from .runs import RunDir, atomic_write, flatten, status_text
@@ -76,8 +78,8 @@ class RunRecorder(pl.Callback):
         # The directory is bound to its config once training starts, not before: a run that fails
         # to start (a bad setting) leaves no config behind to refuse the corrected one.
         self.run.save_config(self.spec.config)
-        if trainer.logger is not None:  # trainer.logger=tensorboard: its HPARAMS tab shows the run's settings
-            trainer.logger.log_hyperparams(flatten(self.spec.config))
+        for logger in trainer.loggers:  # logger=tensorboard: its HPARAMS tab shows the run's settings
+            logger.log_hyperparams(flatten(self.spec.config))
         step = trainer.global_step  # restored from the checkpoint by now (it is still 0 in on_fit_start)
         self.rows = self.run.read_metrics(up_to_step=step)  # rows past the checkpoint are redone
         self.elapsed_before = float(self.rows[-1]["elapsed_s"]) if self.rows else 0.0
@@ -135,9 +137,10 @@ class RunRecorder(pl.Callback):
                 }
             )
         self.run.write_metrics(self.rows)
-        if trainer.logger is not None:  # the same numbers as metrics.csv, e.g. test/error, train/loss, lr
+        if trainer.loggers:  # the same numbers as metrics.csv, e.g. test/error, train/loss, lr
             metrics = {f"{split}/{k}": m[k] for split, m in results.items() for k in ("error", "loss")}
-            trainer.logger.log_metrics({**metrics, "lr": module.lr_used}, step=step)
+            for logger in trainer.loggers:
+                logger.log_metrics({**metrics, "lr": module.lr_used}, step=step)
         module.progress.update({f"{split}_err": f"{m['error']:.3f}" for split, m in results.items()})
         if self.diverged:
             self.run.set_status(
@@ -287,11 +290,8 @@ def build_trainer(spec: RunSpec, root_dir, callbacks: list | None = None, device
     if settings.keep_freed_memory:  # process-wide, for good: where memory comes from, not what is computed
         keep_freed_memory()
     use_float32_precision(settings.precision)  # 32-true is fp32 on a GPU too: no TF32
-    logger = False
-    if settings.logger == "tensorboard":  # checked when resolved: the package is there
-        from pytorch_lightning.loggers import TensorBoardLogger
-
-        logger = TensorBoardLogger(save_dir=str(root_dir), name="tensorboard", version="", default_hp_metric=False)
+    # the `logger` group (loggers.py; checked when resolved: the packages are there); none: metrics.csv only
+    logger = build_loggers(spec.config.get("logger"), Path(root_dir), spec.run_id) or False
     return pl.Trainer(
         accelerator=settings.accelerator,
         devices=1 if device is None else [device],
@@ -346,7 +346,10 @@ def _fit_model(
         # pytorch_lightning 2.6 calls a torch API that torch 2.14 deprecates, once per run: it says nothing
         # to the user of a run (their code does not call it), so it is not shown in every run's output.
         warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-        trainer.fit(module, train_dataloaders=train_batches, ckpt_path=resume)
+        try:
+            trainer.fit(module, train_dataloaders=train_batches, ckpt_path=resume)
+        finally:
+            finish_loggers(trainer.loggers)
     if recorder.diverged:
         return "diverged"
     if recorder.stopped_by:

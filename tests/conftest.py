@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,21 @@ def write_folders(root: Path, fmt: str = "png") -> Path:
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray(image.transpose(1, 2, 0)).save(folder / f"{i:04d}.{fmt}")
     return root
+
+
+# Processes a test starts in the background (test_resilience.start_run_py): ended after the test whatever
+# happened in it, so that a failed or timed-out test leaves no training behind on the machine.
+STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def end_started_processes():
+    yield
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=60)
 
 
 @pytest.fixture(scope="session")

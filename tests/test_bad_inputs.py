@@ -86,11 +86,12 @@ SETTINGS = [
     ("trainer.eval_batch_size=0", 2, "trainer.eval_batch_size=0 must be a positive whole number"),
     ("trainer.checkpoint_every=0", 2, "trainer.checkpoint_every=0 must be a positive whole number"),
     ("trainer.progress_bar=loud", 2, "trainer.progress_bar=loud is unknown; use auto, bar, lines or false"),
-    ("trainer.logger=wandb", 2, "trainer.logger=wandb is unknown; use none or tensorboard"),
+    ("logger=nope", 2, "Could not find 'logger/nope' Available options in 'logger': csv, mlflow, tensorboard, wandb"),
+    ("trainer.logger=tensorboard", 2, "Could not override 'trainer.logger'"),
     ("report=maybe", 2, "report=maybe must be true or false"),
     # the data's settings
     ("data.val_size=-1", 2, "data.val_size=-1 must be a whole number from 0"),
-    ("data.download=maybe", 2, "data.download=maybe must be true or false"),
+    ("data.download=maybe", 2, "data.download=maybe must be auto, true or false"),
     ("data.root=", 2, "data.root= must be a path to CIFAR-10"),
     # keys the project does not read: Hydra's message, or ours for an added one, with the nearest key
     ("dept=20", 2, "Could not override 'dept'. Key 'dept' is not in struct; did you mean depth=20?"),

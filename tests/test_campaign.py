@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -42,6 +44,28 @@ def wait_for(condition, timeout: float, what: str) -> None:
         time.sleep(0.5)
 
 
+@pytest.fixture
+def ended():
+    """Campaigns a test starts: whatever happens in the test, their supervisor and runs (one process group) end."""
+    started: list[Campaign] = []
+    yield started
+    for campaign in started:
+        pid = campaign.supervisor_pid()
+        if pid is None:
+            continue
+        try:
+            os.killpg(os.getpgid(pid), signal.SIGCONT)
+            os.killpg(os.getpgid(pid), signal.SIGTERM)
+            group = os.getpgid(pid)
+            deadline = time.monotonic() + 120  # they checkpoint and exit; a loaded machine is given time
+            # the process itself, not its pid file (which the supervisor removes as it begins to stop)
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                time.sleep(0.5)
+            os.killpg(group, signal.SIGKILL)  # whatever of the group is left
+        except ProcessLookupError:
+            pass
+
+
 def test_bad_campaigns_are_refused_in_one_line_before_any_work(tmp_path, tiny_batches, capsys):
     home = tmp_path / "home"
     assert main(["start", "no-such-campaign", "--home", str(home)]) == 2
@@ -56,18 +80,22 @@ def test_bad_campaigns_are_refused_in_one_line_before_any_work(tmp_path, tiny_ba
     assert main(["status", "tiny", "--home", str(home)]) == 2
 
 
-def test_start_stop_resume_status_collect(tmp_path, tiny_batches):
+def test_start_stop_resume_status_collect(tmp_path, tiny_batches, ended):
     home, results = tmp_path / "home", tmp_path / "results"
     runs = [f"arch=resnet depth=8 steps=3000 {TINY}", f"arch=plain depth=8 steps=3000 {TINY}"]
     definition = write_campaign(tmp_path, runs)
     common = ["--home", str(home)]
+    campaign = Campaign("tiny", home)
+    ended.append(campaign)
     started = campaign_cli(
         "start", str(definition), *common, "--data-root", str(tiny_batches), "--results", str(results)
     )
     assert started.returncode == 0, started.stderr
-    campaign = Campaign("tiny", home)
+    # the hints printed keep --home: typed as shown, they act on this campaign
+    assert f"status tiny --home {home}" in started.stdout and f"stop tiny --home {home}" in started.stdout
+    # at nice 19 on a loaded machine the supervisor may take minutes to claim its pid file: wait for that event
+    wait_for(lambda: campaign.supervisor_pid() is not None, 900, "the supervisor's pid file")
     pid = campaign.supervisor_pid()
-    assert pid is not None
     # the runs are niced and run the pinned clone, not this checkout
     assert (campaign.code / ".git").exists()
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
@@ -77,17 +105,20 @@ def test_start_stop_resume_status_collect(tmp_path, tiny_batches):
     assert not autogroup.exists() or autogroup.read_text().split()[-1] == "19"
 
     run_dirs = [campaign.runs_dir / "tiny" / name / "seed0" for name in ("resnet-8", "plain-8")]
-    wait_for(lambda: all((d / "last.ckpt").is_file() for d in run_dirs), 300, "a checkpoint of each run")
+    wait_for(lambda: all((d / "last.ckpt").is_file() for d in run_dirs), 900, "a checkpoint of each run")
     stopped = campaign_cli("stop", "tiny", *common)
     assert stopped.returncode == 0, stopped.stderr
     assert campaign.supervisor_pid() is None
     steps = {d: json.loads((d / "status.json").read_text()) for d in run_dirs}
     assert all(s["state"] == "stopped" and 0 < s["step"] < 3000 for s in steps.values()), steps
-    assert "stopped" in campaign_cli("status", "tiny", *common).stdout
+    shown = campaign_cli("status", "tiny", *common).stdout
+    assert "stopped" in shown
+    for s in steps.values():  # the step each run checkpointed, not its last metrics row's
+        assert f"step {s['step']:>6,}/" in shown, (s, shown)
 
     again = campaign_cli("start", "tiny", *common)  # by name now: campaign.json remembers the definition
     assert again.returncode == 0, again.stderr
-    wait_for(lambda: campaign.supervisor_pid() is None, 300, "the campaign to finish")
+    wait_for(lambda: campaign.supervisor_pid() is None, 1800, "the campaign to finish")
     assert [campaign.run_state(run) for run in campaign.runs()] == ["done", "done"]
     events = [e["event"] for e in campaign.events()]
     assert events.count("start") == 2 and events.count("stop") == 2
@@ -108,6 +139,13 @@ def test_start_stop_resume_status_collect(tmp_path, tiny_batches):
     assert collected.returncode == 0, collected.stderr
     run_md = (results / "tiny" / "RUN.md").read_text()
     assert "resnet-8/seed0" in run_md and "start on" in run_md and commit[:10] in run_md
+
+
+def test_status_of_a_campaign_not_started_here_is_one_line(tmp_path, capsys):
+    assert main(["status", "evidence", "--home", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "campaign evidence has not been started on this machine" in err
+    assert f"start evidence --home {tmp_path}" in err
 
 
 @pytest.mark.parametrize("command", ["stop", "pause", "continue", "collect"])

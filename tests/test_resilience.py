@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, make_spec, tiny_overrides
+from conftest import REPO, STARTED, make_spec, tiny_overrides
 
 from resnet_repro.config import CONF_DIR
 from resnet_repro.module import Classifier
@@ -71,7 +71,9 @@ def run_py(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 def start_run_py(*args: str, log: Path, command: list[str] | None = None) -> subprocess.Popen:
     command = command or [sys.executable, str(REPO / "run.py")]
-    return subprocess.Popen([*command, *args], cwd=REPO, env=ENV, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    process = subprocess.Popen([*command, *args], cwd=REPO, env=ENV, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    STARTED.append(process)  # ended by conftest's fixture after the test, whatever happens in it
+    return process
 
 
 def wait_for(condition, timeout: float = 120, what: str = "") -> None:

@@ -140,7 +140,7 @@ def test_tensorboard_logger(tiny_batches, tmp_path, monkeypatch):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    spec = make_spec([*tiny_overrides(tiny_batches, tmp_path), "depth=8", "trainer.logger=tensorboard"])
+    spec = make_spec([*tiny_overrides(tiny_batches, tmp_path), "depth=8", "logger=tensorboard"])
     assert train(spec) == "done"
     events = EventAccumulator(str(spec.run_dir / "tensorboard")).Reload()
     rows = RunDir(spec.run_dir).read_metrics()
@@ -150,10 +150,8 @@ def test_tensorboard_logger(tiny_batches, tmp_path, monkeypatch):
     assert "lr" in events.Tags()["scalars"] and "test/loss" in events.Tags()["scalars"]
     # Asked for but not installed: one line naming the fix, before any work.
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None if name == "tensorboard" else object())
-    with pytest.raises(
-        ConfigError, match=r"trainer.logger=tensorboard needs the tensorboard package: pip install tensorboard"
-    ):
-        make_spec([*tiny_overrides(tiny_batches, tmp_path), "trainer.logger=tensorboard"])
+    with pytest.raises(ConfigError, match=r"logger=tensorboard needs the tensorboard package: pip install tensorboard"):
+        make_spec([*tiny_overrides(tiny_batches, tmp_path), "logger=tensorboard"])
 
 
 def test_weight_snapshots_at_fractions_of_the_schedule(tiny_batches, tmp_path):

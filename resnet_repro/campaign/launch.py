@@ -99,9 +99,7 @@ def start(name: str, data_root: str | None, results: str | None, update_code: bo
     spec = previous["spec"] if "spec" in previous and not definition_path(name).is_file() else load_definition(name)
     name = campaign.name
     if pid := campaign.supervisor_pid():
-        print(
-            f"campaign {name} is already running (supervisor pid {pid}); status: python -m resnet_repro.campaign status {name}"
-        )
+        print(f"campaign {name} is already running (supervisor pid {pid}); status: {campaign.command('status')}")
         return 0
     data = Path(data_root or previous.get("data_root") or default_data_root()).expanduser().resolve()
     if not data.exists():
@@ -111,7 +109,7 @@ def start(name: str, data_root: str | None, results: str | None, update_code: bo
     if all(campaign.finished(Run.of(run)) for run in runs):
         print(
             f"campaign {name}: all {len(runs)} runs have finished; nothing to start. "
-            f"Their results: python -m resnet_repro.campaign collect {name}"
+            f"Their results: {campaign.command('collect')}"
         )
         return 0
     campaign.dir.mkdir(parents=True, exist_ok=True)
@@ -140,21 +138,27 @@ def start(name: str, data_root: str | None, results: str | None, update_code: bo
         start_new_session=True,
         preexec_fn=lowest_priority,
     )
-    for _ in range(100):  # wait for it to claim the pid file, so `status` right after is true
-        if campaign.supervisor_pid() == process.pid or process.poll() is not None:
-            break
+    # Wait for it to claim the pid file, so that `status` right after is true. It starts at nice 19: on a
+    # loaded machine its imports alone may take a minute, so the wait is for the event, with a generous limit.
+    deadline = time.monotonic() + START_WAIT_S
+    while campaign.supervisor_pid() != process.pid and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
     if process.poll() is not None:
         raise CampaignError(
             f"the supervisor exited at once (code {process.returncode}); see {campaign.logs / 'supervisor.log'}"
         )
+    if campaign.supervisor_pid() != process.pid:  # alive, but slow to start at nice 19 on a busy machine
+        print(f"campaign {name}: the supervisor (pid {process.pid}) is still starting; status says when it runs")
     print(
         f"campaign {name}: started (pid {process.pid}, nice 19, code {commit[:10]}), "
         f"{len(runs)} runs, {spec['jobs']} at a time, {spec['threads']} thread(s) each\n"
-        f"  status: python -m resnet_repro.campaign status {name}\n"
-        f"  stop:   python -m resnet_repro.campaign stop {name}"
+        f"  status: {campaign.command('status')}\n"
+        f"  stop:   {campaign.command('stop')}"
     )
     return 0
+
+
+START_WAIT_S = 300  # at most, for the supervisor to claim its pid file
 
 
 def lowest_priority() -> None:
@@ -277,4 +281,4 @@ def pause(name: str, resume: bool, root: Path | None = None) -> None:
     if resume:
         print(f"campaign {name}: continues")
     else:
-        print(f"campaign {name}: paused, using no CPU; continue: python -m resnet_repro.campaign continue {name}")
+        print(f"campaign {name}: paused, using no CPU; continue: {campaign.command('continue')}")

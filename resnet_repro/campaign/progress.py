@@ -12,8 +12,12 @@ from .store import Campaign, Run
 def progress(run_dir: Path) -> dict:
     """Step, seconds per iteration (evaluations included), elapsed seconds and the latest errors of a run."""
     out = {"step": 0, "s_per_it": None, "elapsed_s": None, "train": None, "test": None}
+    run = RunDir(run_dir)
+    # status.json has the step a stopped run checkpointed (249), metrics.csv only its last log row (200)
+    reached = run.status().get("step")
+    out["step"] = reached if isinstance(reached, int) and not isinstance(reached, bool) else 0
     try:
-        rows = RunDir(run_dir).read_metrics()
+        rows = run.read_metrics()
     except RunFileError:  # a damaged file: the run itself says so, in one line, when it resumes
         return out
     for row in rows:  # metrics rows come every log_every steps (status.json only at checkpoints)

@@ -63,6 +63,7 @@ class Run:
 class Campaign:
     def __init__(self, name: str, root: Path | None = None):
         self.name = name
+        self.home_given = root  # a --home given: every hint printed for this campaign keeps it
         self.dir = (root or home()) / name
         self.definition_file = self.dir / "campaign.json"
         self.code = self.dir / "code"
@@ -71,13 +72,19 @@ class Campaign:
         self.events_file = self.dir / "events.jsonl"
         self.pid_file = self.dir / "supervisor.pid"
 
+    def command(self, verb: str) -> str:
+        """The command line that does `verb` to this campaign, as a hint to print (with its --home, if given)."""
+        where = f" --home {self.home_given}" if self.home_given is not None else ""
+        return f"python -m resnet_repro.campaign {verb} {self.name}{where}"
+
     # ---- definition
     def definition(self) -> dict:
         try:
             return json.loads(self.definition_file.read_text())
         except FileNotFoundError:
             raise CampaignError(
-                f"no campaign {self.name!r} in {self.dir.parent}; start it: python -m resnet_repro.campaign start {self.name}"
+                f"campaign {self.name} has not been started on this machine (no {self.definition_file}); "
+                f"start it: {self.command('start')}"
             ) from None
 
     def runs(self) -> list[Run]:
