@@ -265,6 +265,19 @@ def replace_in_config(run: RunDir, old: str, new: str) -> None:
     run.config_file.write_text(run.config_file.read_text().replace(old, new))
 
 
+def append_to_metrics(run: RunDir, line: str) -> None:
+    run.metrics_file.write_text(run.metrics_file.read_text() + line + "\n")
+
+
+def keep_metrics_lines(run: RunDir, n: int) -> None:
+    run.metrics_file.write_text("\n".join(run.metrics_file.read_text().splitlines()[:n]) + "\n")
+
+
+def drop_metrics_lines(run: RunDir, *numbers: int) -> None:
+    lines = run.metrics_file.read_text().splitlines()
+    run.metrics_file.write_text("\n".join(x for i, x in enumerate(lines, start=1) if i not in numbers) + "\n")
+
+
 def old_trained_with(run: RunDir, content: bytes) -> None:
     run.trained_with_file.unlink()  # a run made before trained_with.json
     run.trained_with_text_file.write_bytes(content)
@@ -293,6 +306,17 @@ DAMAGED_READING = {
     "trained_with.json not a list": (lambda r: r.trained_with_file.write_text('{"code": "c0ffee"}'), "trained_with.json", "not a list", "delete it"),
     "trained_with.txt not UTF-8": (lambda r: old_trained_with(r, b"code \xff\xfe"), "trained_with.txt", "unreadable", "delete it"),
     "dataset.txt not UTF-8": (lambda r: r.dataset_file.write_bytes(b"\xff\xfe CIFAR"), "dataset.txt", "unreadable", "delete it"),
+    # rows that read well but disagree with the run's config and status (issue #25): a number no run computed
+    "metrics final test row twice": (lambda r: append_to_metrics(r, "2000,test,0.0123,1.0,0.001,9.0"), "metrics.csv", "two test rows at step 2000", "restore it"),
+    "metrics cut under a done status": (lambda r: keep_metrics_lines(r, 4), "metrics.csv", "the run is done but its rows end at step 1000, not 2000", "restore it"),
+    "metrics row between log points": (lambda r: [replace_in_metrics(r, line, "step", "500") for line in (2, 3, 4)], "metrics.csv", "a row at step 500, which training does not log at", "restore it"),
+    "metrics a log point missing": (lambda r: drop_metrics_lines(r, 2, 3, 4), "metrics.csv", "no rows at step 1000: rows are missing", "restore it"),
+    "metrics test row missing": (lambda r: drop_metrics_lines(r, 4), "metrics.csv", "no test row at step 1000", "restore it"),
+    "metrics val row missing": (lambda r: drop_metrics_lines(r, 3), "metrics.csv", "no val row at step 1000", "restore it"),
+    "metrics train row missing": (lambda r: drop_metrics_lines(r, 5), "metrics.csv", "no train row at step 2000", "restore it"),
+    "metrics val rows without a val split": (lambda r: replace_in_config(r, "val_size: 5000", "val_size: 0"), "metrics.csv", "data.val_size=0", "restore it"),
+    "metrics a cadence other than the config's": (lambda r: replace_in_config(r, "eval_every: 1000", "eval_every: 500"), "metrics.csv", "no rows at step 500", "restore it"),
+    "status done before its steps": (lambda r: r.status_file.write_text('{"state": "done", "step": 1000}'), "status.json", "says done at step 1000", "delete it"),
 }
 # fmt: on
 HEALTHY = {"train": [0.5, 0.2], "val": [0.5, 0.3], "test": [0.5, 0.25]}
