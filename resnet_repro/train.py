@@ -23,11 +23,20 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from .allocator import keep_freed_memory
 from .config import ConfigError, RunSpec, cpu_name, resolve
-from .data import DataError, EvalBatches, Split, TrainBatches, load_cifar10, split_cifar10
+from .data import (
+    DataError,
+    EvalBatches,
+    Split,
+    TrainBatches,
+    check_counts,
+    data_fingerprint,
+    load_cifar10,
+    split_cifar10,
+)
 from .devices import gpu_slot, use_float32_precision
 from .module import Classifier
 from .progress import progress_callbacks
-from .runs import RunDir, atomic_write, flatten, status_text
+from .runs import RunDir, RunFileError, flatten, status_text
 from .stopping import CtrlC, say_stopped
 from .trained_with import code_commit
 
@@ -164,9 +173,14 @@ def _train(spec: RunSpec, run: RunDir, ctrl_c: CtrlC) -> str:
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        print(f"[skip] {run.path}: another process is training it")
+        # It may go on only if the holder says it trains these settings; else RunBusy/ConfigMismatch (exit 2).
+        holder = run.check_holder(spec.config)
+        print(
+            f"[skip] {run.path}: another process (pid {holder['pid']} on {holder['host']}) is training these settings"
+        )
         return "running"
     try:
+        run.claim(spec.config)
         # Another process may have finished the run between the look above and the lock: look again.
         if finished := _finished(run):
             return finished
@@ -177,13 +191,14 @@ def _train(spec: RunSpec, run: RunDir, ctrl_c: CtrlC) -> str:
             _unmake(run, made)
         raise
     finally:
+        run.holder_file.unlink(missing_ok=True)
         lock.release()
 
 
 def _unmake(run: RunDir, made: list[Path]) -> None:
     """Remove what was made for a run that was then refused (its lock and dataset.txt, and the folders made
     for it), while its lock is held; a folder something else has written into since is left."""
-    for path in (run.lock_file, run.dataset_file):
+    for path in (run.holder_file, run.lock_file, run.dataset_file, run.data_file):
         path.unlink(missing_ok=True)
     for folder in made:
         try:
@@ -196,10 +211,12 @@ def load_data(spec: RunSpec) -> Split:
     """The run's data, split; a DataError (the data, or a setting that does not fit it) is a ConfigError."""
     try:
         data = load_cifar10(spec.data.root, download=spec.data.download, cache_dir=spec.data.cache_dir)
+        check_counts(data, spec.data.subset, spec.data.root)  # CIFAR-10's counts, or a subset that says so
         split = split_cifar10(data, spec.data.val_size, spec.data.split_seed)
         training_batches(spec, split, "cpu")  # checks that batch_size fits the data (on the CPU: no copy)
     except DataError as e:
         raise ConfigError(str(e)) from None
+    split.fingerprint = data_fingerprint(data)
     return split
 
 
@@ -219,9 +236,10 @@ def _fit(spec: RunSpec, run: RunDir, gpu: int | None, ctrl_c: CtrlC) -> str:
     run.remove_partial_writes()
     try:
         split = load_data(spec)
-        atomic_write(run.dataset_file, split.source + "\n")  # what the data was, for the report's figures
+        counts = (len(split.train_labels) + len(split.val_labels), len(split.test_labels))
+        run.record_data(split.source, split.fingerprint, spec.data.root, counts)  # or ConfigError: other data
         state = _fit_model(spec, run, split, resume_step, left, gpu, ctrl_c)
-    except ConfigError:
+    except (ConfigError, RunFileError):  # refused in one line, the run directory as it was
         raise
     except Exception:
         run.error_file.write_text(traceback.format_exc())

@@ -12,9 +12,12 @@ reading) is a function per entry.
 from __future__ import annotations
 
 import json
+import os
+import pickle
 import shlex
 import shutil
 import signal
+import socket
 import sys
 import tarfile
 import time
@@ -24,7 +27,9 @@ from unittest import mock
 import pandas as pd
 import pytest
 import torch
-from conftest import make_spec, tiny_overrides
+from conftest import make_spec, tiny_overrides, write_folders
+from filelock import FileLock
+from PIL import Image
 from test_report import fake_run
 from test_resilience import (  # noqa: F401 (one_thread: one thread per process, as in the subprocesses)
     RESUMABLE,
@@ -38,7 +43,7 @@ from test_resilience import (  # noqa: F401 (one_thread: one thread per process,
 )
 
 from resnet_repro import cli, report
-from resnet_repro.runs import RunDir
+from resnet_repro.runs import RunDir, run_settings
 from resnet_repro.train import train
 
 # --------------------------------------------------------------------------- settings, refused before any work
@@ -71,11 +76,26 @@ SETTINGS = [
     ("optim=5", 2, "optim is a group of settings (optim.lr, optim.momentum, optim.weight_decay, optim.lr_milestones, optim.lr_decay), not one; set one of them, e.g. optim.lr=5"),
     ("optim.weight_decay=-1", 2, "optim.weight_decay=-1 must be a number >= 0"),
     ("optim.lr_decay=0", 2, "optim.lr_decay=0 must be a number > 0 and <= 1"),
-    ("optim.lr_milestones=[0.5,2]", 2, "optim.lr_milestones=[0.5, 2] must be a list of fractions of steps in (0, 1]"),
+    ("optim.lr_milestones=[0.5,2]", 2, "optim.lr_milestones=[0.5, 2] must be a list of fractions of steps in (0, 1)"),
+    ("optim.lr_milestones=[0.5,1.0]", 2, "must be a list of fractions of steps in (0, 1)"),
+    ("optim.lr_milestones=[0.75,0.5]", 2, "optim.lr_milestones=[0.75, 0.5] must increase"),
+    ("optim.lr_milestones=[0.5,0.5]", 2, "optim.lr_milestones=[0.5, 0.5] must increase"),
+    ("steps=1 eval_every=1", 2, "steps=1 is too short for optim.lr_milestones=[0.5, 0.75]: the lr drops would land on steps 0, 1 of 1"),
+    ("steps=3 eval_every=1", 2, "steps=3 is too short for optim.lr_milestones=[0.5, 0.75]: the lr drops would land on steps 2, 2 of 3"),
+    ("steps=2 eval_every=1 optim.lr_milestones=[0.1]", 2, "use a longer schedule (e.g. steps=6), or optim.lr_milestones=[]"),
+    ("steps=20 eval_every=1000", 2, "eval_every=1000 is larger than steps=20; set eval_every <= steps"),
+    ("optim.momentum=-0.1", 2, "optim.momentum=-0.1 must be a number >= 0 and < 1"),
+    ("optim.lr_decay=2", 2, "optim.lr_decay=2 must be a number > 0 and <= 1"),
     ("optim.lr_milestones=0.5", 2, "optim.lr_milestones=0.5 must be a list of fractions of steps"),
     ("warmup.enabled=maybe", 2, "warmup.enabled=maybe must be auto, true or false"),
     ("warmup.lr=0", 2, "warmup.lr=0 must be a number > 0"),
     ("warmup.check_every=0", 2, "warmup.check_every=0 must be a positive whole number"),
+    ("warmup.until_train_error=80", 2, "warmup.until_train_error=80 must be a number > 0 and <= 1"),
+    ("warmup.until_train_error=2", 2, "warmup.until_train_error=2 must be a number > 0 and <= 1"),
+    ("warmup.until_train_error=0", 2, "warmup.until_train_error=0 must be a number > 0 and <= 1"),
+    ("warmup.until_train_error=-0.5", 2, "warmup.until_train_error=-0.5 must be a number > 0 and <= 1"),
+    ("warmup.enabled=true warmup.check_every=50", 2, "warmup.check_every=50 is larger than steps=8: the warm-up would never be checked"),
+    ("warmup.enabled=true warmup.lr=0.5", 2, "warmup.lr=0.5 is larger than optim.lr=0.1: a warm-up starts lower"),
     # how it computes
     ("trainer.compile=banana", 2, "trainer.compile=banana is unknown; use auto, true, false"),
     ("trainer.precision=fp8", 2, "trainer.precision=fp8 is unknown; use auto, 32-true (fp32, the paper's) or bf16-mixed"),
@@ -92,6 +112,11 @@ SETTINGS = [
     ("data.val_size=-1", 2, "data.val_size=-1 must be a whole number from 0"),
     ("data.download=maybe", 2, "data.download=maybe must be true or false"),
     ("data.root=", 2, "data.root= must be a path to CIFAR-10"),
+    ("data.split_seed=-1", 2, "data.split_seed=-1 must be a whole number from 0 to 9223372036854775807"),
+    ("data.subset=''", 2, "must be null (full CIFAR-10) or a name for a deliberate subset"),
+    ("data.cache_dir=5", 2, "data.cache_dir=5 must be a folder, or null for no cache"),
+    ("out_dir=", 2, "out_dir= must be a folder to write runs into"),
+    ("trainer.runs_per_gpu=0", 2, "trainer.runs_per_gpu=0 must be a positive whole number"),
     # keys the project does not read: Hydra's message, or ours for an added one, with the nearest key
     ("dept=20", 2, "Could not override 'dept'. Key 'dept' is not in struct; did you mean depth=20?"),
     ("-m dept=20", 2, "Could not override 'dept'. Key 'dept' is not in struct; did you mean depth=20?"),
@@ -116,6 +141,16 @@ SETTINGS = [
     ("data.root={kittens}", 2, "expected CIFAR-10's airplane"),
     ("batch_size=100000", 2, "batch_size=100000 is larger than the 100 training images; lower it"),
     ("data.val_size=100000", 2, "data.val_size=100000 must be between 0 and 119"),
+    # ... and what it claims to be: CIFAR-10's ten classes on both sides, its counts, readable 32x32 images
+    ("data.root={no_truck_test}", 2, "test has no images of truck: CIFAR-10 has ten classes on both sides"),
+    ("data.root={no_cat_train}", 2, "train has no images of cat: CIFAR-10 has ten classes on both sides"),
+    ("data.root={empty_classes}", 2, "has no images of airplane, automobile, bird"),
+    ("data.root={garbage_archive}", 2, "cannot read archive"),
+    ("data.root={garbage_archive}", 2, "(not a tar archive, or a damaged one); check the file"),
+    ("data.root={corrupt_image}", 2, "cannot decode image"),
+    ("data.root={small_image}", 2, "is 16x16, not 32x32; this is not CIFAR-10"),
+    ("data.root={missing_label}", 2, "have no image of truck; CIFAR-10 has ten classes"),
+    ("data.subset=null", 2, "holds 120 training and 40 test images (per class: 12 and 4), not CIFAR-10's 5000 and 1000 of each class; give the whole data set, or name a deliberate subset with data.subset=<name>"),
 ]
 # fmt: on
 
@@ -133,7 +168,28 @@ def bad_data(tmp_path_factory, tiny_batches, tiny_folders) -> dict[str, Path]:
     (batches / "data_batch_3").write_bytes((batches / "data_batch_3").read_bytes()[:1000])
     for split in ("train", "test"):
         (root / "kittens" / split / "kittens").mkdir(parents=True)
-    return {"truncated_archive": archive, "truncated_batch": batches.parent, "kittens": root / "kittens"}
+    roots = {"truncated_archive": archive, "truncated_batch": batches.parent, "kittens": root / "kittens"}
+
+    def copy(name: str) -> Path:
+        roots[name] = root / name
+        return shutil.copytree(tiny_folders, root / name)
+
+    shutil.rmtree(copy("no_truck_test") / "test" / "truck")
+    shutil.rmtree(copy("no_cat_train") / "train" / "cat")
+    for image in copy("empty_classes").rglob("*.png"):
+        image.unlink()
+    next((copy("corrupt_image") / "train" / "dog").iterdir()).write_bytes(b"\x89PNG not really")
+    Image.new("RGB", (16, 16)).save(next((copy("small_image") / "test" / "cat").iterdir()))
+    roots["garbage_archive"] = root / "garbage.tar.xz"
+    roots["garbage_archive"].write_bytes(b"this is not an archive\n" * 100)
+    missing = root / "missing_label" / "cifar-10-batches-py"
+    shutil.copytree(tiny_batches / "cifar-10-batches-py", missing)
+    test = pickle.loads((missing / "test_batch").read_bytes())
+    keep = [i for i, label in enumerate(test["labels"]) if label != 9]
+    test = {"data": test["data"][keep], "labels": [test["labels"][i] for i in keep]}
+    (missing / "test_batch").write_bytes(pickle.dumps(test))
+    roots["missing_label"] = missing.parent
+    return roots
 
 
 def command_line(args: str, run_args: list[str], **places) -> list[str]:
@@ -256,6 +312,85 @@ def test_a_damaged_run_is_refused_on_resume_and_kept(tiny_batches, interrupted, 
     line = one_line(err)
     assert status == code and all(s in line for s in says), err[-3000:]
     assert files(run) == before, "nothing is deleted or overwritten"
+
+
+@pytest.fixture(scope="module")
+def other_data(tmp_path_factory) -> Path:
+    """A data set other than tiny_batches: the same classes and counts, as JPEG."""
+    return write_folders(tmp_path_factory.mktemp("other_data"), fmt="jpg")
+
+
+# A run started on one data set, resumed on another (issue #25): refused, exit 2, and its record kept whole.
+# (what is done to the run before the resume, fragments of the one line)
+# fmt: off
+OTHER_DATA = {
+    "resumed on other data": (lambda r: None, ("started on other data", "CIFAR-10 from", "than data.root=", "CIFAR-10 (JPEG q75 copy)", "resume it with the data it started on, or delete")),
+    "resumed on other data, a run made before data.json": (lambda r: r.data_file.unlink(), ("trained on CIFAR-10 (its dataset.txt), but data.root=", "holds CIFAR-10 (JPEG q75 copy)", "resume it with the data it started on")),
+    "data.json torn": (lambda r: r.data_file.write_text('{"finger'), ("unreadable", "data.json", "restore it, or delete it")),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("kind", OTHER_DATA)
+def test_a_run_resumed_on_other_data_is_refused_and_its_record_kept(other_data, interrupted, tmp_path, capsys, kind):
+    damage, says = OTHER_DATA[kind]
+    out = tmp_path / "exp"
+    shutil.copytree(interrupted, out)
+    run = RunDir(out / "default" / "resnet-8" / "seed0")
+    assert json.loads(run.data_file.read_text())["source"] == "CIFAR-10"  # recorded at the start
+    damage(run)
+    before = files(run)
+    status, _, err = run_cli([*tiny_overrides(other_data, out), "depth=8"], capsys)
+    line = one_line(err)
+    assert status == 2 and all(s in line for s in says), err[-3000:]
+    assert files(run) == before and run.dataset_file.read_text() == "CIFAR-10\n", "dataset.txt is never overwritten"
+
+
+def test_a_run_resumed_on_the_same_data_elsewhere_goes_on(tiny_batches, interrupted, tmp_path, capsys):
+    """The fingerprint is of the images, not of their folder: a moved copy (or the same images in another
+    lossless layout) resumes."""
+    out = tmp_path / "exp"
+    shutil.copytree(interrupted, out)
+    moved = shutil.copytree(tiny_batches, tmp_path / "moved")
+    status, _, err = run_cli([*tiny_overrides(moved, out), "depth=8"], capsys)
+    assert status == 0, err[-3000:]
+    assert RunDir(out / "default" / "resnet-8" / "seed0").status()["state"] == "done"
+
+
+# --------------------------------------------------------------------------- two processes, one run directory
+
+
+def holder_says(run: RunDir, settings: dict | None) -> None:
+    """What the lock's holder has said of itself: nothing yet (it is loading the data), or its settings."""
+    if settings is not None:
+        run.holder_file.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "settings": settings}))
+
+
+# Another process holds the run's lock (issue #25): (what it says it trains, arguments, exit status, fragments).
+# Only a holder shown to train these very settings lets this one leave the run to it (exit 0).
+# fmt: off
+LOCKED = {
+    "holder says nothing yet": (lambda s: None, "", 2, ("is locked by another process that does not say what it trains", "wait for it to end")),
+    "holder trains other settings": (lambda s: {**s, "optim.lr": 0.05}, "", 2, ("another process (pid", "is training", "with other settings (optim.lr: 0.05 -> 0.1)", "use another name=")),
+    "holder trains these settings": (lambda s: s, "", 0, ("[skip]", "is training these settings")),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("kind", LOCKED)
+def test_a_locked_run_is_left_only_to_a_process_training_its_settings(tiny_batches, tmp_path, capsys, kind):
+    says_settings, args, code, says = LOCKED[kind]
+    overrides = [*tiny_overrides(tiny_batches, tmp_path / "exp"), "depth=8", *shlex.split(args)]
+    spec = make_spec(overrides)
+    run = RunDir(spec.run_dir)
+    run.path.mkdir(parents=True)
+    with FileLock(str(run.lock_file)):  # held here, as by another process training the run
+        holder_says(run, says_settings(run_settings(spec.config)))
+        status, out, err = run_cli(overrides, capsys)
+    assert status == code, err[-3000:]
+    line = one_line(err) if code else out.strip().splitlines()[-1]
+    assert all(s in line for s in says), line
+    assert not run.status_file.exists() and not run.config_file.exists(), "the run is left to its holder"
 
 
 # --------------------------------------------------------------------------- a run's files, damaged, when read

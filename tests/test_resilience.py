@@ -214,7 +214,7 @@ def test_warmup_ending_at_a_checkpoint_survives_a_resume(tiny_batches, tmp_path,
         "trainer.deterministic=true",
         "warmup.enabled=true",
         "warmup.check_every=4",
-        "warmup.until_train_error=1.01",
+        "warmup.until_train_error=1",
     ]
     assert train(make_spec([*tiny_overrides(tiny_batches, tmp_path / "whole"), *warmup])) == "done"
     spec = make_spec([*tiny_overrides(tiny_batches, tmp_path / "killed"), *warmup])
