@@ -393,6 +393,81 @@ def test_a_locked_run_is_left_only_to_a_process_training_its_settings(tiny_batch
     assert not run.status_file.exists() and not run.config_file.exists(), "the run is left to its holder"
 
 
+# --------------------------------------------------------------------------- campaign files, malformed
+
+# (the campaign file's text, exit status of `campaign start`, fragment of the one line): refused, nothing made.
+# fmt: off
+CAMPAIGN_FILES = [
+    ("runs: [unclosed\n", 2, "is not valid YAML"),
+    ("jobs: 1\nthreads: 1\nruns:\n  - arch=plain\n - depth=8\n", 2, "is not valid YAML"),
+    ("- arch=plain depth=8\n- arch=resnet depth=8\n", 2, "is a list, not a campaign (a mapping of jobs:, threads:, runs:)"),
+    ("", 2, "is an empty file, not a campaign"),
+    ("jobs: 1\nthreads: 1\nruns: 5\n", 2, "runs must be a list of run.py override lines"),
+    ("jobs: 1\nthreads: 1\nruns: {a: 1}\n", 2, "runs must be a list of run.py override lines"),
+    ("jobs: 1\nthreads: 1\nruns: [[arch=plain]]\n", 2, "runs must be a list of run.py override lines"),
+    (b"jobs: 1\xff\n", 2, "cannot read"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize("text, code, says", CAMPAIGN_FILES, ids=[repr(c[0])[:40] for c in CAMPAIGN_FILES])
+def test_a_malformed_campaign_file_is_one_line(tiny_batches, tmp_path, capsys, text, code, says):
+    from resnet_repro.campaign import main as campaign
+
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    home = tmp_path / "home"
+    assert campaign(["start", str(path), "--home", str(home), "--data-root", str(tiny_batches)]) == code
+    assert says in one_line(capsys.readouterr().err)
+    assert not home.exists()
+
+
+# (what is done to a started campaign's campaign.json, fragment of the one line `campaign status` prints, exit 2)
+# fmt: off
+CAMPAIGN_RECORDS = {
+    "campaign.json cut": (lambda c: c.definition_file.write_text(c.definition_file.read_text()[:40]), "unreadable"),
+    "campaign.json not a campaign's": (lambda c: c.definition_file.write_text("[1, 2]"), "does not list a campaign's runs"),
+    "campaign.json runs of the wrong type": (lambda c: c.definition_file.write_text('{"runs": "all"}'), "does not list a campaign's runs"),
+}
+# fmt: on
+
+
+def started_campaign(home: Path):
+    from resnet_repro.campaign.store import Campaign
+
+    campaign = Campaign("tiny", home)
+    campaign.dir.mkdir(parents=True)
+    run = {
+        "overrides": ["arch=plain", "depth=8"],
+        "experiment": "tiny",
+        "run_id": "plain-8/seed0",
+        "depth": 8,
+        "steps": 8,
+    }
+    campaign.definition_file.write_text(json.dumps({"name": "tiny", "jobs": 1, "threads": 1, "runs": [run]}, indent=1))
+    return campaign
+
+
+@pytest.mark.parametrize("kind", CAMPAIGN_RECORDS)
+def test_a_damaged_campaign_record_is_one_line_with_the_fix(tmp_path, capsys, kind):
+    from resnet_repro.campaign import main as campaign
+
+    damage, says = CAMPAIGN_RECORDS[kind]
+    record = started_campaign(tmp_path / "home")
+    damage(record)
+    assert campaign(["status", "tiny", "--home", str(tmp_path / "home")]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert says in line and "campaign.json" in line and "start the campaign again" in line, line
+
+
+def test_a_torn_last_event_is_skipped(tmp_path):
+    record = started_campaign(tmp_path / "home")
+    record.event("started", runs=1)
+    with open(record.events_file, "a") as f:
+        f.write('{"event": "run_do')  # the supervisor killed mid-line
+    assert [e["event"] for e in record.events()] == ["started"]
+
+
 # --------------------------------------------------------------------------- a run's files, damaged, when read
 
 
