@@ -95,6 +95,10 @@ class RunFileError(ValueError):
     """A file in a run directory cannot be read; the message names the fix."""
 
 
+class WriteFault(RunFileError):
+    """A run's file could not be written (a full disk, a read-only or vanished folder); nothing half-written is left."""
+
+
 class RunBusy(RunFileError):
     """Another process holds the run's lock, and it cannot be shown to train the same settings."""
 
@@ -112,10 +116,29 @@ def _replace(tmp: Path, path: Path) -> None:
 
 
 def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary(path)
-    tmp.write_text(text)
-    _replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        _replace(tmp, path)
+    except OSError as e:
+        _remove(tmp)
+        raise write_fault(path, e) from None
+
+
+def write_fault(path: Path, error: BaseException) -> WriteFault:
+    reason = getattr(error, "strerror", None) or _first_line(error)
+    return WriteFault(
+        f"cannot write {path} ({reason}); free space on its disk (or make it writable) and run the same command "
+        f"again: it resumes from the last checkpoint"
+    )
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def _first_line(error: BaseException) -> str:
@@ -356,8 +379,12 @@ class RunDir:
         """`save(path)` writes a checkpoint; it becomes last.ckpt only once whole and on disk,
         so a kill at any moment leaves the previous checkpoint or the new one, never a torn one."""
         tmp = _temporary(self.checkpoint)
-        save(tmp)
-        _replace(tmp, self.checkpoint)
+        try:
+            save(tmp)
+            _replace(tmp, self.checkpoint)
+        except Exception as e:  # noqa: BLE001 (OSError, or torch's RuntimeError for a write that failed: a full disk)
+            _remove(tmp)  # the last good checkpoint stays as it was
+            raise write_fault(self.checkpoint, e) from None
 
     def final_weights(self) -> Path | None:
         """Where the final network weights are: last.ckpt in a run directory, weights.pt in a collected copy."""

@@ -36,7 +36,7 @@ from .data import (
 from .devices import gpu_slot, use_float32_precision
 from .module import Classifier
 from .progress import progress_callbacks
-from .runs import RunDir, RunFileError, flatten, status_text
+from .runs import RunDir, RunFileError, WriteFault, flatten, status_text
 from .stopping import CtrlC, say_stopped
 from .trained_with import code_commit
 
@@ -147,6 +147,7 @@ def train(spec: RunSpec) -> str:
     """Train (or resume, or skip) the run `spec` describes; returns its final state. Stopped by SIGTERM or
     Ctrl-C, it keeps the step it is on (status "stopped") and exits 143 or 130 (SystemExit), saying so in a line."""
     run = RunDir(spec.run_dir)
+    check_place(run)
     run.check_config(spec.config)
     if finished := _finished(run):
         return finished
@@ -166,12 +167,29 @@ def train(spec: RunSpec) -> str:
     return state
 
 
+def check_place(run: RunDir) -> None:
+    """Refuse, before anything is read or made, a run whose folder cannot be: out_dir under a regular file."""
+    for folder in (run.path, *run.path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise RunFileError(
+                    f"{folder} is a file, not a folder, so {run.path} cannot be made; give out_dir= a folder "
+                    f"(or move the file away)"
+                )
+            return
+
+
 def _train(spec: RunSpec, run: RunDir, ctrl_c: CtrlC) -> str:
     made = [p for p in (run.path, *run.path.parents) if not p.exists()]  # the folders made for this run
-    run.path.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(run.lock_file))
     try:
+        run.path.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=0)
+    except OSError as e:  # a read-only out_dir, /proc, a full disk
+        raise RunFileError(
+            f"cannot make {run.path if made else run.lock_file} ({e.strerror or e}); out_dir must be a folder this "
+            f"user can write, with free space: fix its permissions or give another out_dir="
+        ) from None
     except Timeout:
         # It may go on only if the holder says it trains these settings; else RunBusy/ConfigMismatch (exit 2).
         holder = run.check_holder(spec.config)
@@ -239,6 +257,15 @@ def _fit(spec: RunSpec, run: RunDir, gpu: int | None, ctrl_c: CtrlC) -> str:
         counts = (len(split.train_labels) + len(split.val_labels), len(split.test_labels))
         run.record_data(split.source, split.fingerprint, spec.data.root, counts)  # or ConfigError: other data
         state = _fit_model(spec, run, split, resume_step, left, gpu, ctrl_c)
+    except WriteFault as e:  # a full disk: said in status.json (the space the temporary file held is free again)
+        run.remove_partial_writes()
+        reason = str(e)
+        try:
+            _set_failed(run, reason)
+            run.error_file.write_text(reason + "\n")
+        except (OSError, RunFileError):  # the disk is still full: the one line on stderr says it
+            pass
+        raise
     except (ConfigError, RunFileError):  # refused in one line, the run directory as it was
         raise
     except Exception:
@@ -246,6 +273,12 @@ def _fit(spec: RunSpec, run: RunDir, gpu: int | None, ctrl_c: CtrlC) -> str:
         run.set_status("failed", error=traceback.format_exc(limit=1).strip().splitlines()[-1])
         raise
     return state
+
+
+def _set_failed(run: RunDir, reason: str) -> None:
+    """status.json says failed, at the step of its last good checkpoint (what a resume starts from)."""
+    step = run.status().get("step")
+    run.set_status("failed", **({"step": step} if isinstance(step, int) else {}), error=reason)
 
 
 def build_module(spec: RunSpec) -> Classifier:

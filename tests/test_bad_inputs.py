@@ -393,6 +393,106 @@ def test_a_locked_run_is_left_only_to_a_process_training_its_settings(tiny_batch
     assert not run.status_file.exists() and not run.config_file.exists(), "the run is left to its holder"
 
 
+# --------------------------------------------------------------------------- the environment: folders, caches, disks
+
+
+def a_file(tmp: Path) -> Path:
+    (tmp / "a_file").write_text("the user's\n")
+    return tmp / "a_file"
+
+
+# Where a run cannot be written (issue #25): (arguments, exit status, fragment of the one line); nothing is made
+# and the user's file is left as it was. {file} is a regular file.
+# fmt: off
+PLACES = [
+    ("out_dir={file}", 2, "a_file is a file, not a folder, so"),
+    ("out_dir={file}/exp", 2, "a_file is a file, not a folder, so"),
+    ("out_dir=/proc/resnet-repro-no-such", 2, "cannot make /proc/resnet-repro-no-such/default/resnet-8/seed0"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize("args, code, says", PLACES, ids=[p[0] for p in PLACES])
+def test_a_run_that_cannot_be_written_is_one_line(tiny_batches, tmp_path, capsys, args, code, says):
+    file = a_file(tmp_path)
+    argv = command_line(args, [*tiny_overrides(tiny_batches, tmp_path / "exp"), "depth=8"], file=file)
+    status, _, err = run_cli(argv, capsys)
+    assert status == code and says in one_line(err), err[-3000:]
+    assert file.read_text() == "the user's\n" and not (tmp_path / "exp").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
+def test_a_read_only_out_dir_is_one_line(tiny_batches, tmp_path, capsys):
+    out = tmp_path / "exp"
+    out.mkdir(mode=0o555)
+    status, _, err = run_cli([*tiny_overrides(tiny_batches, out), "depth=8"], capsys)
+    assert status == 2 and "out_dir must be a folder this user can write" in one_line(err)
+
+
+# A cache folder that cannot be used costs only the decoding: the run trains, says so once (exit 0).
+# fmt: off
+CACHES = [
+    ("data.cache_dir={file}", "[no cache] cannot write the decoded-data cache into"),
+    ("data.cache_dir={file}/sub", "[no cache] cannot write the decoded-data cache into"),
+    ("data.cache_dir=/proc/resnet-repro-cache", "[no cache] cannot write the decoded-data cache into /proc/resnet-repro-cache"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize("args, says", CACHES, ids=[c[0] for c in CACHES])
+def test_an_unusable_cache_is_said_once_and_the_run_trains(tiny_batches, tmp_path, capsys, args, says):
+    argv = command_line(args, [*tiny_overrides(tiny_batches, tmp_path / "exp"), "depth=8"], file=a_file(tmp_path))
+    status, out, err = run_cli(argv, capsys)
+    assert status == 0, err[-3000:]
+    assert sum(says in line for line in out.splitlines()) == 1, out
+    assert (tmp_path / "a_file").read_text() == "the user's\n"
+
+
+def test_an_empty_cache_variable_writes_nothing_into_the_current_folder(tiny_batches, tmp_path, capsys, monkeypatch):
+    """RESNET_REPRO_CACHE="" is no cache, never the current directory."""
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    monkeypatch.setenv("RESNET_REPRO_CACHE", "")
+    overrides = [o for o in tiny_overrides(tiny_batches, tmp_path / "exp") if not o.startswith("data.cache_dir=")]
+    status, _, err = run_cli([*overrides, "depth=8"], capsys)
+    assert status == 0, err[-3000:]
+    assert list(here.iterdir()) == []
+
+
+def test_a_full_disk_at_a_checkpoint_fails_the_run_in_one_line_keeping_the_last_good_one(
+    tiny_batches, tmp_path, capsys, monkeypatch
+):
+    """The step-8 checkpoint meets a full disk half-way: status.json says failed (with the reason, at step 4),
+    no temporary file is left, last.ckpt is the step-4 one, and the same command later resumes from it."""
+    import errno
+
+    import pytorch_lightning as pl
+
+    save = pl.Trainer.save_checkpoint
+
+    def full_at_step_8(trainer, path, *args, **kwargs):
+        if trainer.global_step < 8:
+            return save(trainer, path, *args, **kwargs)
+        Path(path).write_bytes(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    overrides = [*tiny_overrides(tiny_batches, tmp_path / "exp"), "depth=8"]
+    run = RunDir(make_spec(overrides).run_dir)
+    with monkeypatch.context() as patch:
+        patch.setattr(pl.Trainer, "save_checkpoint", full_at_step_8)
+        status, _, err = run_cli(overrides, capsys)
+    line = one_line(err)
+    assert status == 2 and "cannot write" in line and "last.ckpt (No space left on device)" in line, err[-3000:]
+    assert "run the same command again" in line
+    state = run.status()
+    assert state["state"] == "failed" and state["step"] == 4 and "No space left on device" in state["error"]
+    assert not list(run.path.glob(".*.tmp*")), "no temporary file is left"
+    assert torch.load(run.checkpoint, weights_only=False)["global_step"] == 4
+    status, out, err = run_cli(overrides, capsys)
+    assert status == 0 and f"[resume] {run.path} at step 4 (failed at step 4" in out, err[-3000:]
+
+
 # --------------------------------------------------------------------------- campaign files, malformed
 
 # (the campaign file's text, exit status of `campaign start`, fragment of the one line): refused, nothing made.
