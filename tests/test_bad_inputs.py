@@ -493,6 +493,47 @@ def test_a_full_disk_at_a_checkpoint_fails_the_run_in_one_line_keeping_the_last_
     assert status == 0 and f"[resume] {run.path} at step 4 (failed at step 4" in out, err[-3000:]
 
 
+# --------------------------------------------------------------------------- the report's folder
+
+# Where `python -m resnet_repro.report` is pointed (issue #25): (what is there first, exit status, fragment of
+# the one line). It writes only into a folder that is empty, its own, or holds none of a report's file names.
+# fmt: off
+REPORT_FOLDERS = {
+    "the user's table6.csv": (lambda out: (out.mkdir(), (out / "table6.csv").write_text("mine\n")), 2, "holds table6.csv, which no report wrote there"),
+    "the user's figure1.png and claims.md": (lambda out: (out.mkdir(), (out / "figure1.png").write_text("mine\n"), (out / "claims.md").write_text("mine\n")), 2, "holds claims.md, figure1.png, which no report wrote"),
+    "a regular file": (lambda out: out.write_text("mine\n"), 2, "is a file, not a folder; give the report a folder with -o"),
+    "under a regular file": (lambda out: out.parent.write_text("mine\n"), 2, "cannot make the report folder"),
+    "under /proc": (lambda out: None, 2, "cannot make the report folder /proc/resnet-repro-report"),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("kind", REPORT_FOLDERS)
+def test_the_report_never_replaces_a_users_files(tmp_path, capsys, kind):
+    prepare, code, says = REPORT_FOLDERS[kind]
+    fake_run(tmp_path / "runs", "plain", 20, 0, HEALTHY)
+    out = {
+        "under a regular file": tmp_path / "a_file" / "report",
+        "under /proc": Path("/proc/resnet-repro-report"),
+    }.get(kind, tmp_path / "out")
+    prepare(out)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and "runs" not in p.parts}
+    assert report.main([str(tmp_path / "runs"), "-o", str(out), "--no-figure7"]) == code
+    assert says in one_line(capsys.readouterr().err)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and "runs" not in p.parts} == before
+
+
+def test_a_report_replaces_its_own_files_whole_and_drops_its_stale_ones(tmp_path, capsys):
+    fake_run(tmp_path / "runs", "plain", 20, 0, HEALTHY)
+    out = tmp_path / "out"
+    assert report.main([str(tmp_path / "runs"), "-o", str(out), "--no-figure7"]) == 0
+    assert (out / "table6.csv").is_file() and (out / ".written-by-resnet-repro-report").is_file()
+    (out / "figure7.csv").write_text("stale\n")  # as an earlier report with Figure 7 left it
+    assert report.main([str(tmp_path / "runs"), "-o", str(out), "--no-figure7"]) == 0
+    assert not (out / "figure7.csv").exists() and (out / "table6.csv").is_file()
+    assert not [p for p in tmp_path.iterdir() if ".report-tmp" in p.name], "no staging folder is left"
+
+
 # --------------------------------------------------------------------------- campaign files, malformed
 
 # (the campaign file's text, exit status of `campaign start`, fragment of the one line): refused, nothing made.
