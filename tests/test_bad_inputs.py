@@ -132,6 +132,9 @@ SETTINGS = [
     ("name=a/../../b", 2, "name=a/../../b must be one folder name inside out_dir"),
     ("name=..", 2, "name=.. must be one folder name inside out_dir"),
     ("-m name=../escape", 2, "name=../escape must be one folder name inside out_dir"),
+    ("-m name=a,b", 2, "a sweep has one folder (out_dir/name), so it cannot sweep over name; run one sweep per name"),
+    ("-m name=a,b depth=8,14", 2, "cannot sweep over name"),
+    ("-m name=choice(a,b)", 2, "cannot sweep over name"),
     ("run_id=../../x", 2, "is not inside out_dir/name"),
     ("run_dir={tmp}/abs", 2, "is not inside out_dir/name"),
     # the data, read once the settings pass: refused before the run's directory is made
