@@ -185,18 +185,18 @@ def _train(spec: RunSpec, run: RunDir, ctrl_c: CtrlC) -> str:
     try:
         run.path.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=0)
-    except OSError as e:  # a read-only out_dir, /proc, a full disk
-        raise RunFileError(
-            f"cannot make {run.path if made else run.lock_file} ({e.strerror or e}); out_dir must be a folder this "
-            f"user can write, with free space: fix its permissions or give another out_dir="
-        ) from None
-    except Timeout:
+    except Timeout:  # before OSError: filelock's Timeout is a TimeoutError
         # It may go on only if the holder says it trains these settings; else RunBusy/ConfigMismatch (exit 2).
         holder = run.check_holder(spec.config)
         print(
             f"[skip] {run.path}: another process (pid {holder['pid']} on {holder['host']}) is training these settings"
         )
         return "running"
+    except OSError as e:  # a read-only out_dir, /proc, a full disk
+        raise RunFileError(
+            f"cannot make {run.path if made else run.lock_file} ({e.strerror or e}); out_dir must be a folder this "
+            f"user can write, with free space: fix its permissions or give another out_dir="
+        ) from None
     try:
         run.claim(spec.config)
         # Another process may have finished the run between the look above and the lock: look again.
