@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import itertools
 import math
 import os
 import re
@@ -36,6 +37,17 @@ from .spec import ConfigError, Data, Optim, RunSpec, Warmup
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 # ${gpu_count:} in a launcher's config (hydra/launcher=local): every GPU of the machine, for every job.
 OmegaConf.register_new_resolver("gpu_count", gpu_count, replace=True)
+
+
+def at_most(default, limit):
+    """${at_most:1000,${steps}}: the default, or `limit` where that is smaller (eval_every follows a short
+    steps=20). A `limit` that is not a positive whole number is left to its own check."""
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1:
+        return min(default, limit)
+    return default
+
+
+OmegaConf.register_new_resolver("at_most", at_most, replace=True)
 
 
 # --------------------------------------------------------------------------- composing
@@ -146,6 +158,9 @@ def resolve(cfg: DictConfig, check_data: bool = True) -> RunSpec:
             f"{_did_you_mean(key, flat[key])} (or remove it)"
         )
     c = _Checker(flat)
+    out_dir = c.raw("out_dir")
+    if not isinstance(out_dir, str) or not out_dir.strip():
+        raise ConfigError(f"out_dir={out_dir} must be a folder to write runs into, e.g. out_dir=experiments")
     sweep_dir = Path(str(c.raw("out_dir"))) / check_name(c.raw("name"))
     run_dir = Path(str(c.raw("run_dir")))
     if Path(os.path.normpath(sweep_dir)) not in Path(os.path.normpath(run_dir)).parents:  # run_id=, run_dir= by hand
@@ -165,17 +180,12 @@ def resolve(cfg: DictConfig, check_data: bool = True) -> RunSpec:
     seed = c.whole("seed", minimum=0, maximum=2**32 - 1)
     batch_size = c.whole("batch_size")
 
-    milestones = c.raw("optim.lr_milestones")
-    if not isinstance(milestones, list) or any(_number(m) is None or not 0 < m <= 1 for m in milestones):
-        raise ConfigError(
-            f"optim.lr_milestones={milestones} must be a list of fractions of steps in (0, 1], "
-            f"e.g. {defaults()['optim.lr_milestones']}"
-        )
+    milestones = _milestones(c.raw("optim.lr_milestones"), steps)
     optim = Optim(
         lr=c.number("optim.lr", above=0),
         momentum=c.number("optim.momentum", low=0, below=1),
         weight_decay=c.number("optim.weight_decay", low=0),
-        lr_milestones=tuple(float(m) for m in milestones),
+        lr_milestones=milestones,
         lr_decay=c.number("optim.lr_decay", above=0, high=1),
     )
 
@@ -185,9 +195,22 @@ def resolve(cfg: DictConfig, check_data: bool = True) -> RunSpec:
     warmup = Warmup(
         enabled=net.depth >= WARMUP_AUTO_MIN_DEPTH if enabled == "auto" else enabled,
         lr=c.number("warmup.lr", above=0),
-        until_train_error=c.number("warmup.until_train_error", above=0),
+        # a training error is in [0, 1]: 80 (a percentage) or 2 would end the warm-up at its first check;
+        # 1 says so on purpose (the tests' way to end it at once)
+        until_train_error=c.number("warmup.until_train_error", above=0, high=1),
         check_every=c.whole("warmup.check_every"),
     )
+    if warmup.enabled and warmup.check_every > steps:
+        raise ConfigError(
+            f"warmup.check_every={warmup.check_every} is larger than steps={steps}: the warm-up would never be "
+            f"checked and the whole run would train at warmup.lr={warmup.lr:g}; set warmup.check_every <= steps "
+            f"(or warmup.enabled=false)"
+        )
+    if warmup.enabled and warmup.lr > optim.lr:
+        raise ConfigError(
+            f"warmup.lr={warmup.lr:g} is larger than optim.lr={optim.lr:g}: a warm-up starts lower; "
+            f"set warmup.lr <= optim.lr (the paper: 0.01 before 0.1), or warmup.enabled=false"
+        )
 
     root, cache_dir = c.raw("data.root"), c.raw("data.cache_dir")
     if not isinstance(root, str) or not root:
@@ -195,12 +218,16 @@ def resolve(cfg: DictConfig, check_data: bool = True) -> RunSpec:
     download = c.raw("data.download")
     if download not in ("auto", True, False):
         raise ConfigError(f"data.download={download} must be auto, true or false (default: data.download=auto)")
+    if cache_dir is not None and not isinstance(cache_dir, str):
+        raise ConfigError(f"data.cache_dir={cache_dir} must be a folder, or null for no cache")
     data = Data(
         root=Path(root).expanduser(),
         download=wants_download(cfg) if download == "auto" else download,
-        cache_dir=None if cache_dir is None else Path(str(cache_dir)).expanduser(),
+        # "" (RESNET_REPRO_CACHE= set empty) is no cache: never Path(""), the current directory
+        cache_dir=Path(cache_dir).expanduser() if cache_dir else None,
         val_size=c.whole("data.val_size", minimum=0),
-        split_seed=c.whole("data.split_seed", minimum=0),
+        split_seed=c.whole("data.split_seed", minimum=0, maximum=2**63 - 1),
+        subset=_subset(c.raw("data.subset")),
     )
 
     trainer = resolve_trainer(c, steps)
@@ -233,6 +260,48 @@ def wants_download(cfg: DictConfig) -> bool:
     if raw_root != defaults()["data.root"] or os.environ.get("CIFAR10_ROOT"):
         return False
     return detect_layout(Path(str(cfg.data.root)).expanduser()) is None
+
+
+def _milestones(milestones, steps: int) -> tuple[float, ...]:
+    """optim.lr_milestones checked against steps: increasing fractions in (0, 1), each lr drop on a step of its
+    own inside the schedule, after step 0 (module.lr_factor drops at round(m * steps)): steps=1 would train its
+    only step at lr/10, and a drop at or past the last step changes nothing."""
+    if not isinstance(milestones, list) or any(_number(m) is None or not 0 < m < 1 for m in milestones):
+        raise ConfigError(
+            f"optim.lr_milestones={milestones} must be a list of fractions of steps in (0, 1), "
+            f"e.g. {defaults()['optim.lr_milestones']}"
+        )
+    if any(b <= a for a, b in zip(milestones, milestones[1:])):
+        raise ConfigError(
+            f"optim.lr_milestones={milestones} must increase (each a later fraction of steps), "
+            f"e.g. {defaults()['optim.lr_milestones']}"
+        )
+
+    def fits(n: int) -> bool:
+        at = [round(m * n) for m in milestones]
+        return all(1 <= a < n for a in at) and all(b > a for a, b in zip(at, at[1:]))
+
+    if not fits(steps):
+        at = ", ".join(str(round(m * steps)) for m in milestones)
+        enough = next(n for n in itertools.count(steps + 1) if fits(n))  # distinct fractions part at last
+        raise ConfigError(
+            f"steps={steps} is too short for optim.lr_milestones={milestones}: the lr drops would land on steps {at} "
+            f"of {steps} (one at step 0 trains no step at optim.lr, one at the end changes nothing, two on one step "
+            f"are one drop); "
+            f"use a longer schedule (e.g. steps={enough}), or optim.lr_milestones=[]"
+        )
+    return tuple(float(m) for m in milestones)
+
+
+def _subset(value) -> str | None:
+    """data.subset: null (the full CIFAR-10 counts are required), or a name saying why the data is smaller."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(
+            f"data.subset={value} must be null (full CIFAR-10) or a name for a deliberate subset, e.g. data.subset=tiny"
+        )
+    return value
 
 
 def _number(value) -> float | None:

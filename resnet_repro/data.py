@@ -13,6 +13,7 @@ tensor operations on the training device: no PIL, no worker processes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -29,6 +30,8 @@ CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz")
 PAD = 4  # pixels of zero padding on each side before the random 32x32 crop
+# CIFAR-10's images per class: what data.subset=null requires (a deliberate subset names itself instead)
+TRAIN_PER_CLASS, TEST_PER_CLASS = 5000, 1000
 
 
 class DataError(ValueError):
@@ -58,6 +61,7 @@ class Split:
     test_labels: torch.Tensor
     mean_image: torch.Tensor  # float32 [3, 32, 32], pixel values in [0, 1]
     source: str
+    fingerprint: str | None = None  # data_fingerprint of the data it was split from, where training asked
 
 
 # --------------------------------------------------------------------------- sources
@@ -134,13 +138,31 @@ def _read_batches(root: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
                     batch = pickle.load(f, encoding="latin1")
                 images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
                 labels.extend(batch["labels"])
-            except (OSError, pickle.UnpicklingError, KeyError, ValueError, EOFError) as e:
-                raise DataError(f"cannot read CIFAR-10 batch {path} ({e}); re-download it (data.download=true)") from e
-        return torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.int64)
+            except Exception as e:  # noqa: BLE001 (OSError, a torn pickle, a pickle of something else: one line)
+                raise DataError(
+                    f"cannot read CIFAR-10 batch {path} ({_first_line(e)}); re-download it (data.download=true)"
+                ) from None
+        labels = torch.tensor(labels, dtype=torch.int64)
+        images = torch.from_numpy(np.concatenate(images))
+        if len(labels) != len(images) or len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < 10):
+            raise DataError(f"the batches in {folder} do not hold CIFAR-10's labels 0-9; re-download them")
+        return images, labels
 
     train = read([f"data_batch_{i}" for i in range(1, 6)])
     test = read(["test_batch"])
+    for side, (_, labels) in (("training", train), ("test", test)):
+        missing = [CLASSES[k] for k in range(len(CLASSES)) if not bool((labels == k).any())]
+        if missing:
+            raise DataError(
+                f"the {side} batches in {folder} have no image of {', '.join(missing)}; "
+                f"CIFAR-10 has ten classes: re-download it (data.download=true)"
+            )
     return *train, *test
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0].rstrip(":") if lines else type(error).__name__
 
 
 def _decode(data: bytes, name: str) -> np.ndarray:
@@ -149,8 +171,8 @@ def _decode(data: bytes, name: str) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as image:
             array = np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except OSError as e:
-        raise DataError(f"cannot decode image {name} ({e}); remove or replace it") from e
+    except Exception as e:  # noqa: BLE001 (OSError, Pillow's SyntaxError/ValueError for a damaged file: one line)
+        raise DataError(f"cannot decode image {name} ({_first_line(e)}); remove or replace it") from None
     if array.shape != (32, 32, 3):
         raise DataError(f"image {name} is {array.shape[1]}x{array.shape[0]}, not 32x32; this is not CIFAR-10")
     return array.transpose(2, 0, 1)
@@ -161,6 +183,12 @@ def _stack(items: dict[str, list[tuple[str, bytes]]], where: str) -> tuple[torch
     unknown = sorted(set(items) - set(CLASSES))
     if unknown or not items:
         raise DataError(f"{where} has class folders {sorted(items)}; expected CIFAR-10's {', '.join(CLASSES)}")
+    empty = [name for name in CLASSES if not items.get(name)]
+    if empty:  # a 9-class set on a 10-way head would report its error as CIFAR-10's
+        raise DataError(
+            f"{where} has no images of {', '.join(empty)}: CIFAR-10 has ten classes on both sides; "
+            f"give the whole data set (folders {', '.join(CLASSES)}, each with images)"
+        )
     images, labels = [], []
     for label, name in enumerate(CLASSES):
         for file_name, data in sorted(items.get(name, [])):
@@ -173,9 +201,15 @@ def _read_folders(root: Path) -> tuple[torch.Tensor, ...]:
     out: list[torch.Tensor] = []
     for split in ("train", "test"):
         items: dict[str, list[tuple[str, bytes]]] = {}
-        for class_dir in sorted(p for p in (root / split).iterdir() if p.is_dir()):
-            files = [p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
-            items[class_dir.name] = [(p.name, p.read_bytes()) for p in files]
+        try:
+            for class_dir in sorted(p for p in (root / split).iterdir() if p.is_dir()):
+                files = [p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+                items[class_dir.name] = [(p.name, p.read_bytes()) for p in files]
+        except OSError as e:
+            raise DataError(
+                f"cannot read {e.filename or root / split} ({e.strerror or _first_line(e)}); "
+                f"make the data readable (chmod), or give another data.root"
+            ) from None
         out += _stack(items, str(root / split))
     return tuple(out)
 
@@ -192,8 +226,11 @@ def _read_archive(path: Path) -> tuple[torch.Tensor, ...]:
                 split, class_name, file_name = parts[-3:]
                 if split in by_split:
                     by_split[split].setdefault(class_name, []).append((file_name, tar.extractfile(member).read()))
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise DataError(f"cannot read archive {path} ({e}); check the file or unpack it and give the folder") from e
+    except Exception as e:  # noqa: BLE001 (TarError, OSError, EOFError, lzma/zlib errors mid-stream: one line)
+        what = "not a tar archive, or a damaged one" if isinstance(e, tarfile.ReadError) else _first_line(e)
+        raise DataError(
+            f"cannot read archive {path} ({what}); check the file (a download cut short?) or unpack it and give the folder"
+        ) from None
     return (*_stack(by_split["train"], f"{path}:train"), *_stack(by_split["test"], f"{path}:test"))
 
 
@@ -232,6 +269,39 @@ def _source_label(root: Path, layout: str) -> str:
     return f"CIFAR-10 (JPEG q{quality} copy)" if quality else "CIFAR-10 (JPEG copy)"
 
 
+def check_counts(data: Cifar10, subset: str | None, root) -> None:
+    """CIFAR-10 is 5,000 training and 1,000 test images per class (the decoders check 32x32 RGB and ten
+    classes); anything else is refused unless data.subset names it a deliberate subset."""
+    if subset is not None:
+        return
+    counts = {
+        side: torch.bincount(labels, minlength=len(CLASSES)).tolist()
+        for side, labels in (("training", data.train_labels), ("test", data.test_labels))
+    }
+    if counts["training"] == [TRAIN_PER_CLASS] * 10 and counts["test"] == [TEST_PER_CLASS] * 10:
+        return
+    raise DataError(
+        f"data.root={root} holds {len(data.train_labels)} training and {len(data.test_labels)} test images "
+        f"(per class: {_counts_text(counts['training'])} and {_counts_text(counts['test'])}), not CIFAR-10's "
+        f"{TRAIN_PER_CLASS} and {TEST_PER_CLASS} of each class; give the whole data set, or name a deliberate "
+        f"subset with data.subset=<name>"
+    )
+
+
+def _counts_text(counts: list[int]) -> str:
+    return str(counts[0]) if len(set(counts)) == 1 else f"{min(counts)} to {max(counts)}"
+
+
+def data_fingerprint(data: Cifar10) -> str:
+    """What the images and labels are, whatever folder or layout they came from: a resume compares it
+    with the one its run started on (train.py), so a run never mixes two data sets."""
+    h = hashlib.sha256()
+    for tensor in (data.train_images, data.train_labels, data.test_images, data.test_labels):
+        h.update(str(tuple(tensor.shape)).encode())
+        h.update(tensor.contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def _fingerprint(root: Path, layout: str) -> str:
     """Identifies the source cheaply: path, and the names, sizes and times of its files."""
     h = hashlib.sha1(f"{root.resolve()}|{layout}".encode())
@@ -257,24 +327,44 @@ def load_cifar10(
         raise DataError(missing_data_message(root))
 
     cache_file = None
-    if cache_dir is not None:
-        cache_file = Path(cache_dir).expanduser() / f"cifar10-{_fingerprint(root, layout)}.pt"
-        if cache_file.is_file():
-            try:
+    if cache_dir:  # None or "": no cache (never Path(""), the current directory)
+        try:
+            cache_file = Path(cache_dir).expanduser() / f"cifar10-{_fingerprint(root, layout)}.pt"
+            if cache_file.is_file():
                 return Cifar10(**torch.load(cache_file, weights_only=True))
-            except Exception:  # a torn or stale cache is rebuilt, never trusted
-                pass
+        except Exception:  # noqa: BLE001 (a torn or stale cache is rebuilt, never trusted; unreadable data: the reader says)
+            pass
 
     reader = {"batches": _read_batches, "folders": _read_folders, "archive": _read_archive}[layout]
     train_images, train_labels, test_images, test_labels = reader(root)
     source = "CIFAR-10" if layout == "batches" else _source_label(root, layout)
     data = Cifar10(train_images, train_labels, test_images, test_labels, source)
     if cache_file is not None:
+        _write_cache(data, cache_file)
+    return data
+
+
+_CACHE_REFUSED: set[Path] = set()  # cache folders that could not be written: said once per process
+
+
+def _write_cache(data: Cifar10, cache_file: Path) -> None:
+    """Cache the decoded tensors; a folder that cannot take them (read-only, a file, /proc, a full disk) only
+    costs the next run its decoding: the run goes on without a cache, and says so once."""
+    tmp = cache_file.with_name(f".{cache_file.name}.tmp{os.getpid()}")
+    try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
         torch.save(data.__dict__, tmp)
         os.replace(tmp, cache_file)  # atomic: a concurrent reader sees the old file or the whole new one
-    return data
+    except Exception as e:  # noqa: BLE001 (OSError, or torch's RuntimeError wrapping one)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if cache_file.parent not in _CACHE_REFUSED:
+            _CACHE_REFUSED.add(cache_file.parent)
+            print(
+                f"[no cache] cannot write the decoded-data cache into {cache_file.parent} ({_first_line(e)}); "
+                f"going on without it (set data.cache_dir= to a writable folder, or data.cache_dir=null)",
+                flush=True,
+            )
 
 
 def split_cifar10(data: Cifar10, val_size: int = 5000, split_seed: int = 0) -> Split:

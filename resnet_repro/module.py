@@ -113,7 +113,8 @@ class Classifier(pl.LightningModule):
     def check_warmup(self, step: int) -> None:
         wrong, seen = self.warmup_counts.tolist()
         self.warmup_counts.zero_()
-        if wrong / seen < self.warmup_until:  # paper: 0.01 until training error < 80%, then 0.1
+        # paper: 0.01 until training error < 80%, then 0.1; warmup.until_train_error=1 ends it at the first check
+        if wrong / seen < self.warmup_until or self.warmup_until >= 1:
             self.warmup_active = False  # the scheduler, stepped after this step, sets the schedule's lr
             self.warmup_ended_at = step
 

@@ -138,6 +138,67 @@ def read_metrics(run: RunDir) -> list[dict]:
         raise DamagedFile("metrics.csv", str(e)) from None
 
 
+def log_points(steps: int, eval_every: int, log_every: int) -> tuple[set[int], set[int]]:
+    """The steps training logs at, and those it evaluates at (train.RunRecorder's rule): every
+    log_every-th and eval_every-th step and the last; val and test only at eval_every-th steps and the last."""
+    evaluated = {*range(eval_every, steps + 1, eval_every), steps}
+    return evaluated | set(range(log_every, steps + 1, log_every)), evaluated
+
+
+def check_metrics(run: RunDir, cfg: DictConfig, status: dict, metrics: list[dict]) -> None:
+    """metrics.csv agrees with the run's config and status, or DamagedFile: one row per (step, split), only
+    at the steps training logs at, none of them missing up to the last, and a `done` run's last at `steps`.
+    A row duplicated or rows cut off would otherwise pass for a final error."""
+    try:
+        steps, eval_every = int(cfg.steps), int(cfg.eval_every)
+        log_every = int(cfg.get("log_every", eval_every))  # runs made before log_every logged at eval_every
+        val_size = int(cfg.data.val_size)
+    except Exception:  # noqa: BLE001 (read_run says what is wrong with the config)
+        return
+    state = status["state"]
+    logged, evaluated = log_points(steps, eval_every, log_every)
+    fix = f"restore it, or delete {run.path} to retrain the run"
+    where = f"{run.metrics_file} (steps={steps}, eval_every={eval_every}, log_every={log_every} in config.yaml)"
+
+    def damaged(problem: str):
+        return DamagedFile("metrics.csv", f"{where}: {problem}; {fix}")
+
+    rows: dict[int, list[str]] = {}
+    for row in metrics:
+        step, split = row["step"], row["split"]
+        if step not in logged:
+            raise damaged(f"a row at step {step}, which training does not log at")
+        if split in rows.setdefault(step, []):
+            raise damaged(f"two {split} rows at step {step}")
+        if split != "train" and step not in evaluated:
+            raise damaged(f"a {split} row at step {step}, which is not an evaluation step")
+        if split == "val" and val_size == 0:
+            raise damaged(f"a val row at step {step}, but data.val_size=0 holds out no images")
+        rows[step].append(split)
+    last = max(rows, default=0)
+    missing = sorted(s for s in logged if s <= last and s not in rows)
+    if missing:
+        raise damaged(f"no rows at step {missing[0]}{' and others' if len(missing) > 1 else ''}: rows are missing")
+    with_val = [s for s in sorted(evaluated) if s in rows and "val" in rows[s]]
+    for step, splits in rows.items():
+        final_of_diverged = state == "diverged" and step == last  # its last log point: training error alone
+        if "train" not in splits:
+            raise damaged(f"no train row at step {step}")
+        if step in evaluated and not final_of_diverged:
+            if "test" not in splits:
+                raise damaged(f"no test row at step {step}, an evaluation step")
+            if with_val and "val" not in splits:  # runs written by hand may have none; a run has them all
+                raise damaged(f"no val row at step {step}, an evaluation step")
+    if state == "done" and last != steps:
+        raise damaged(f"the run is done but its rows end at step {last}, not {steps}: rows are missing")
+    if state == "done" and status.get("step") not in (None, steps):
+        raise DamagedFile(
+            "status.json",
+            f"{run.status_file} says done at step {status.get('step')}, but the run has steps={steps}; "
+            f"delete it to let the run resume",
+        )
+
+
 def read_environments(run: RunDir) -> list[dict]:
     """trained_with.json (or an old run's trained_with.txt) as a list of dicts; [] if neither was written."""
     fix = "restore it, or delete it (the run's provenance then reads 'not recorded')"
@@ -182,6 +243,7 @@ def read_run(run: RunDir, root: Path) -> tuple[dict, list[dict]]:
     cfg = read_config(run)
     status = read_status(run)
     metrics = read_metrics(run)
+    check_metrics(run, cfg, status, metrics)
     environments = read_environments(run)
     dataset = read_dataset(run, cfg)
     relative = run.path.relative_to(root)

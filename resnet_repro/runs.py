@@ -13,7 +13,9 @@ so re-running a sweep finds its own runs. Each holds:
     snapshots/    step-<k>.pt: the weights at the fractions of the schedule in trainer.snapshots (weights.pt's
                   layout plus the step), for measuring how gradients flow as the net trains
     error.txt     the traceback, when a run failed
-    dataset.txt   what it trained on, e.g. "CIFAR-10 (JPEG q75 copy)"
+    dataset.txt   what it trained on, e.g. "CIFAR-10 (JPEG q75 copy)"; written once, at the start
+    data.json     the data it started on: {"fingerprint" (of the images and labels, data.data_fingerprint),
+                  "source", "train_images", "test_images", "root"}; a resume on other data is refused
     trained_with.json  how it was computed: one entry per distinct environment it trained in (a resume
                   may move it), {"code": commit, "precision", "device", "compile", "threads", "torch", "cpu" or "gpu"}.
                   Runs made before it have trained_with.txt instead (one prose line per environment),
@@ -40,6 +42,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from .models import net_name, resolve_shortcut
+from .spec import ConfigError
 from .trained_with import parse_environment_text
 
 STATES = ("running", "stopped", "done", "failed", "diverged")
@@ -95,6 +98,14 @@ class RunFileError(ValueError):
     """A file in a run directory cannot be read; the message names the fix."""
 
 
+class WriteFault(RunFileError):
+    """A run's file could not be written (a full disk, a read-only or vanished folder); nothing half-written is left."""
+
+
+class RunBusy(RunFileError):
+    """Another process holds the run's lock, and it cannot be shown to train the same settings."""
+
+
 def _temporary(path: Path) -> Path:
     """Where `path` is written before it is renamed into place (see `remove_partial_writes`)."""
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -108,10 +119,29 @@ def _replace(tmp: Path, path: Path) -> None:
 
 
 def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary(path)
-    tmp.write_text(text)
-    _replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        _replace(tmp, path)
+    except OSError as e:
+        _remove(tmp)
+        raise write_fault(path, e) from None
+
+
+def write_fault(path: Path, error: BaseException) -> WriteFault:
+    reason = getattr(error, "strerror", None) or _first_line(error)
+    return WriteFault(
+        f"cannot write {path} ({reason}); free space on its disk (or make it writable) and run the same command "
+        f"again: it resumes from the last checkpoint"
+    )
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def _first_line(error: BaseException) -> str:
@@ -175,8 +205,48 @@ class RunDir:
         self.dataset_file = self.path / "dataset.txt"
         self.trained_with_file = self.path / "trained_with.json"
         self.trained_with_text_file = self.path / "trained_with.txt"  # written by runs made before trained_with.json
+        self.data_file = self.path / "data.json"
         self.lock_file = self.path / ".lock"
         self.snapshots_dir = self.path / "snapshots"
+        self.holder_file = self.path / ".lock.json"  # who holds the lock, training which settings
+
+    # ---- the data it trains on
+    def record_data(self, source: str, fingerprint: str, root, counts: tuple[int, int] | None = None) -> None:
+        """Record the data a run starts on (data.json, dataset.txt), or refuse (ConfigError) data other than
+        the data it started on: a run resumed on another data set would report one run's errors for two."""
+        try:
+            recorded = json.loads(self.data_file.read_text())
+        except FileNotFoundError:
+            recorded = None
+        except (OSError, ValueError) as e:
+            raise RunFileError(
+                f"unreadable {self.data_file} ({_first_line(e)}); restore it, or delete it to resume without "
+                f"checking the data"
+            ) from None
+        try:
+            old_source = self.dataset_file.read_text().strip()
+        except FileNotFoundError:
+            old_source = None
+        except (OSError, ValueError) as e:
+            raise RunFileError(f"unreadable {self.dataset_file} ({_first_line(e)}); restore it, or delete it") from None
+        fix = f"resume it with the data it started on, or delete {self.path} to retrain it on this data"
+        if isinstance(recorded, dict) and recorded.get("fingerprint") != fingerprint:
+            raise ConfigError(
+                f"{self.path} started on other data ({recorded.get('source')} from {recorded.get('root')}, "
+                f"fingerprint {recorded.get('fingerprint')}) than data.root={root} holds ({source}, fingerprint "
+                f"{fingerprint}); {fix}"
+            )
+        if old_source is not None and old_source != source:
+            raise ConfigError(
+                f"{self.path} trained on {old_source} (its dataset.txt), but data.root={root} holds {source}; {fix}"
+            )
+        if not isinstance(recorded, dict):
+            record = {"fingerprint": fingerprint, "source": source, "root": str(root)}
+            if counts:
+                record |= {"train_images": counts[0], "test_images": counts[1]}
+            atomic_write(self.data_file, json.dumps(record, indent=1) + "\n")
+        if old_source is None:
+            atomic_write(self.dataset_file, source + "\n")  # what the data was, for the report's figures
 
     # ---- provenance
     def record_environment(self, environment: dict) -> None:
@@ -199,6 +269,46 @@ class RunDir:
             ]
         except OSError:
             return []
+
+    # ---- the lock's holder: what a second process reads to tell whether it may leave the run to it
+    def claim(self, cfg: DictConfig | dict) -> None:
+        """Say, while holding the run's lock, which process trains it with which settings."""
+        record = {"pid": os.getpid(), "host": socket.gethostname(), "settings": run_settings(cfg)}
+        atomic_write(self.holder_file, json.dumps(record, default=str) + "\n")
+
+    def holder(self) -> dict | None:
+        """The lock holder's claim, or None where there is none to read (not yet written, torn, or stale)."""
+        try:
+            record = json.loads(self.holder_file.read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
+            return None
+        return record if process_alive(record.get("pid"), record.get("host")) is not False else None
+
+    def check_holder(self, cfg: DictConfig | dict, wait_s: float = 3.0) -> dict:
+        """Another process holds the lock: its claim if it trains these very settings; else RunBusy or
+        ConfigMismatch, naming why this process cannot proceed. A holder that has not said yet what it trains
+        (it is loading the data) is given `wait_s` to say it."""
+        deadline = time.monotonic() + wait_s
+        while (record := self.holder()) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if record is None:
+            raise RunBusy(
+                f"{self.path} is locked by another process that does not say what it trains ({self.holder_file.name} "
+                f"unreadable or gone): cannot tell its settings from these; wait for it to end, then run the same "
+                f"command again"
+            )
+        process = f"pid {record.get('pid')} on {record.get('host')}"
+        old, new = record["settings"], json.loads(json.dumps(run_settings(cfg), default=str))
+        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        if changed:
+            diffs = ", ".join(f"{k}: {old.get(k)} -> {new.get(k)}" for k in changed[:4])
+            raise ConfigMismatch(
+                f"another process ({process}) is training {self.path} with other settings ({diffs}); "
+                f"use another name=<sweep> or out_dir=, or wait for it and restore its values"
+            )
+        return record
 
     # ---- config
     def check_config(self, cfg: DictConfig | dict) -> None:
@@ -273,8 +383,12 @@ class RunDir:
         """`save(path)` writes a checkpoint; it becomes last.ckpt only once whole and on disk,
         so a kill at any moment leaves the previous checkpoint or the new one, never a torn one."""
         tmp = _temporary(self.checkpoint)
-        save(tmp)
-        _replace(tmp, self.checkpoint)
+        try:
+            save(tmp)
+            _replace(tmp, self.checkpoint)
+        except Exception as e:  # noqa: BLE001 (OSError, or torch's RuntimeError for a write that failed: a full disk)
+            _remove(tmp)  # the last good checkpoint stays as it was
+            raise write_fault(self.checkpoint, e) from None
 
     def write_snapshot(self, step: int, weights: dict) -> None:
         """The net's weights at `step` as snapshots/step-<step>.pt, in weights.pt's layout ({"state_dict": ...},

@@ -40,6 +40,7 @@ class Data:
     cache_dir: Path | None
     val_size: int
     split_seed: int
+    subset: str | None = None  # data.subset: a deliberate subset's name; None = the full 50,000 + 10,000 images
 
 
 @dataclass(frozen=True)

@@ -134,6 +134,26 @@ def check_data_once(config: DictConfig) -> None:
         sys.exit(2)
 
 
+def check_not_swept(config: DictConfig, key: str) -> None:
+    """A sweep has one folder (out_dir/name: its report, its outcomes), so `-m name=a,b` is refused in one line
+    (ConfigError) before any run: it would train into a/ and b/ and report on neither."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    # Hydra hands this callback the config without the sweep's own overrides: they are read from the command line.
+    swept = [a for a in sys.argv[1:] if not a.startswith("-") and a.split("=", 1)[0].lstrip("+~") == key]
+    try:
+        sweeps = [o for o in OverridesParser.create().parse_overrides(swept) if o.is_sweep_override()]
+    except Exception:  # noqa: BLE001 (Hydra parsed them once already; a value it cannot reparse is not a sweep)
+        sweeps = []
+    params = config.hydra.get("sweeper", {}).get("params") or {}
+    if sweeps or key in params:
+        value = swept[0].split("=", 1)[1] if sweeps else params[key]
+        raise ConfigError(
+            f"{key}={value}: a sweep has one folder (out_dir/{key}), so it cannot sweep over {key}; "
+            f"run one sweep per {key} (python run.py -m {key}=a ...; python run.py -m {key}=b ...)"
+        )
+
+
 class SweepSummary(Callback):
     """Prints done / failed / diverged / invalid / stopped counts when a sweep ends; exits 1 if any run
     failed, diverged, was invalid or was stopped."""
@@ -142,6 +162,7 @@ class SweepSummary(Callback):
         # Before Hydra makes the sweep's folder (out_dir/name): a name that would leave out_dir makes nothing.
         try:
             check_name(config.name)
+            check_not_swept(config, "name")
         except ConfigError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)

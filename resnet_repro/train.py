@@ -23,13 +23,22 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from .allocator import keep_freed_memory
 from .config import ConfigError, RunSpec, cpu_name, resolve
-from .data import DataError, EvalBatches, Split, TrainBatches, load_cifar10, split_cifar10
+from .data import (
+    DataError,
+    EvalBatches,
+    Split,
+    TrainBatches,
+    check_counts,
+    data_fingerprint,
+    load_cifar10,
+    split_cifar10,
+)
 from .devices import gpu_slot, use_float32_precision
 from .loggers import build as build_loggers
 from .loggers import finish as finish_loggers
 from .module import Classifier
 from .progress import progress_callbacks
-from .runs import RunDir, atomic_write, flatten, status_text
+from .runs import RunDir, RunFileError, WriteFault, flatten, status_text
 from .stopping import CtrlC, say_stopped
 from .trained_with import code_commit
 
@@ -153,6 +162,7 @@ def train(spec: RunSpec) -> str:
     """Train (or resume, or skip) the run `spec` describes; returns its final state. Stopped by SIGTERM or
     Ctrl-C, it keeps the step it is on (status "stopped") and exits 143 or 130 (SystemExit), saying so in a line."""
     run = RunDir(spec.run_dir)
+    check_place(run)
     run.check_config(spec.config)
     if finished := _finished(run):
         return finished
@@ -172,16 +182,38 @@ def train(spec: RunSpec) -> str:
     return state
 
 
+def check_place(run: RunDir) -> None:
+    """Refuse, before anything is read or made, a run whose folder cannot be: out_dir under a regular file."""
+    for folder in (run.path, *run.path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise RunFileError(
+                    f"{folder} is a file, not a folder, so {run.path} cannot be made; give out_dir= a folder "
+                    f"(or move the file away)"
+                )
+            return
+
+
 def _train(spec: RunSpec, run: RunDir, ctrl_c: CtrlC) -> str:
     made = [p for p in (run.path, *run.path.parents) if not p.exists()]  # the folders made for this run
-    run.path.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(run.lock_file))
     try:
+        run.path.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=0)
-    except Timeout:
-        print(f"[skip] {run.path}: another process is training it")
+    except Timeout:  # before OSError: filelock's Timeout is a TimeoutError
+        # It may go on only if the holder says it trains these settings; else RunBusy/ConfigMismatch (exit 2).
+        holder = run.check_holder(spec.config)
+        print(
+            f"[skip] {run.path}: another process (pid {holder['pid']} on {holder['host']}) is training these settings"
+        )
         return "running"
+    except OSError as e:  # a read-only out_dir, /proc, a full disk
+        raise RunFileError(
+            f"cannot make {run.path if made else run.lock_file} ({e.strerror or e}); out_dir must be a folder this "
+            f"user can write, with free space: fix its permissions or give another out_dir="
+        ) from None
     try:
+        run.claim(spec.config)
         # Another process may have finished the run between the look above and the lock: look again.
         if finished := _finished(run):
             return finished
@@ -192,13 +224,14 @@ def _train(spec: RunSpec, run: RunDir, ctrl_c: CtrlC) -> str:
             _unmake(run, made)
         raise
     finally:
+        run.holder_file.unlink(missing_ok=True)
         lock.release()
 
 
 def _unmake(run: RunDir, made: list[Path]) -> None:
     """Remove what was made for a run that was then refused (its lock and dataset.txt, and the folders made
     for it), while its lock is held; a folder something else has written into since is left."""
-    for path in (run.lock_file, run.dataset_file):
+    for path in (run.holder_file, run.lock_file, run.dataset_file, run.data_file):
         path.unlink(missing_ok=True)
     for folder in made:
         try:
@@ -211,10 +244,12 @@ def load_data(spec: RunSpec) -> Split:
     """The run's data, split; a DataError (the data, or a setting that does not fit it) is a ConfigError."""
     try:
         data = load_cifar10(spec.data.root, download=spec.data.download, cache_dir=spec.data.cache_dir)
+        check_counts(data, spec.data.subset, spec.data.root)  # CIFAR-10's counts, or a subset that says so
         split = split_cifar10(data, spec.data.val_size, spec.data.split_seed)
         training_batches(spec, split, "cpu")  # checks that batch_size fits the data (on the CPU: no copy)
     except DataError as e:
         raise ConfigError(str(e)) from None
+    split.fingerprint = data_fingerprint(data)
     return split
 
 
@@ -234,15 +269,31 @@ def _fit(spec: RunSpec, run: RunDir, gpu: int | None, ctrl_c: CtrlC) -> str:
     run.remove_partial_writes()
     try:
         split = load_data(spec)
-        atomic_write(run.dataset_file, split.source + "\n")  # what the data was, for the report's figures
+        counts = (len(split.train_labels) + len(split.val_labels), len(split.test_labels))
+        run.record_data(split.source, split.fingerprint, spec.data.root, counts)  # or ConfigError: other data
         state = _fit_model(spec, run, split, resume_step, left, gpu, ctrl_c)
-    except ConfigError:
+    except WriteFault as e:  # a full disk: said in status.json (the space the temporary file held is free again)
+        run.remove_partial_writes()
+        reason = str(e)
+        try:
+            _set_failed(run, reason)
+            run.error_file.write_text(reason + "\n")
+        except (OSError, RunFileError):  # the disk is still full: the one line on stderr says it
+            pass
+        raise
+    except (ConfigError, RunFileError):  # refused in one line, the run directory as it was
         raise
     except Exception:
         run.error_file.write_text(traceback.format_exc())
         run.set_status("failed", error=traceback.format_exc(limit=1).strip().splitlines()[-1])
         raise
     return state
+
+
+def _set_failed(run: RunDir, reason: str) -> None:
+    """status.json says failed, at the step of its last good checkpoint (what a resume starts from)."""
+    step = run.status().get("step")
+    run.set_status("failed", **({"step": step} if isinstance(step, int) else {}), error=reason)
 
 
 def build_module(spec: RunSpec) -> Classifier:

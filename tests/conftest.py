@@ -94,6 +94,7 @@ def tiny_overrides(data_root: Path, out_dir: Path) -> list[str]:
         f"data.root={data_root}",
         f"out_dir={out_dir}",
         "data.cache_dir=null",
+        "data.subset=tiny",  # 12 + 4 images per class, not CIFAR-10's 5000 + 1000
         "data.val_size=20",
         "batch_size=16",
         "steps=8",

@@ -12,9 +12,12 @@ reading) is a function per entry.
 from __future__ import annotations
 
 import json
+import os
+import pickle
 import shlex
 import shutil
 import signal
+import socket
 import sys
 import tarfile
 import time
@@ -24,7 +27,9 @@ from unittest import mock
 import pandas as pd
 import pytest
 import torch
-from conftest import make_spec, tiny_overrides
+from conftest import make_spec, tiny_overrides, write_folders
+from filelock import FileLock
+from PIL import Image
 from test_report import fake_run
 from test_resilience import (  # noqa: F401 (one_thread: one thread per process, as in the subprocesses)
     RESUMABLE,
@@ -38,7 +43,7 @@ from test_resilience import (  # noqa: F401 (one_thread: one thread per process,
 )
 
 from resnet_repro import cli, report
-from resnet_repro.runs import RunDir
+from resnet_repro.runs import RunDir, run_settings
 from resnet_repro.train import train
 
 # --------------------------------------------------------------------------- settings, refused before any work
@@ -71,11 +76,26 @@ SETTINGS = [
     ("optim=5", 2, "optim is a group of settings (optim.lr, optim.momentum, optim.weight_decay, optim.lr_milestones, optim.lr_decay), not one; set one of them, e.g. optim.lr=5"),
     ("optim.weight_decay=-1", 2, "optim.weight_decay=-1 must be a number >= 0"),
     ("optim.lr_decay=0", 2, "optim.lr_decay=0 must be a number > 0 and <= 1"),
-    ("optim.lr_milestones=[0.5,2]", 2, "optim.lr_milestones=[0.5, 2] must be a list of fractions of steps in (0, 1]"),
+    ("optim.lr_milestones=[0.5,2]", 2, "optim.lr_milestones=[0.5, 2] must be a list of fractions of steps in (0, 1)"),
+    ("optim.lr_milestones=[0.5,1.0]", 2, "must be a list of fractions of steps in (0, 1)"),
+    ("optim.lr_milestones=[0.75,0.5]", 2, "optim.lr_milestones=[0.75, 0.5] must increase"),
+    ("optim.lr_milestones=[0.5,0.5]", 2, "optim.lr_milestones=[0.5, 0.5] must increase"),
+    ("steps=1 eval_every=1", 2, "steps=1 is too short for optim.lr_milestones=[0.5, 0.75]: the lr drops would land on steps 0, 1 of 1"),
+    ("steps=3 eval_every=1", 2, "steps=3 is too short for optim.lr_milestones=[0.5, 0.75]: the lr drops would land on steps 2, 2 of 3"),
+    ("steps=2 eval_every=1 optim.lr_milestones=[0.1]", 2, "use a longer schedule (e.g. steps=6), or optim.lr_milestones=[]"),
+    ("steps=20 eval_every=1000", 2, "eval_every=1000 is larger than steps=20; set eval_every <= steps"),
+    ("optim.momentum=-0.1", 2, "optim.momentum=-0.1 must be a number >= 0 and < 1"),
+    ("optim.lr_decay=2", 2, "optim.lr_decay=2 must be a number > 0 and <= 1"),
     ("optim.lr_milestones=0.5", 2, "optim.lr_milestones=0.5 must be a list of fractions of steps"),
     ("warmup.enabled=maybe", 2, "warmup.enabled=maybe must be auto, true or false"),
     ("warmup.lr=0", 2, "warmup.lr=0 must be a number > 0"),
     ("warmup.check_every=0", 2, "warmup.check_every=0 must be a positive whole number"),
+    ("warmup.until_train_error=80", 2, "warmup.until_train_error=80 must be a number > 0 and <= 1"),
+    ("warmup.until_train_error=2", 2, "warmup.until_train_error=2 must be a number > 0 and <= 1"),
+    ("warmup.until_train_error=0", 2, "warmup.until_train_error=0 must be a number > 0 and <= 1"),
+    ("warmup.until_train_error=-0.5", 2, "warmup.until_train_error=-0.5 must be a number > 0 and <= 1"),
+    ("warmup.enabled=true warmup.check_every=50", 2, "warmup.check_every=50 is larger than steps=8: the warm-up would never be checked"),
+    ("warmup.enabled=true warmup.lr=0.5", 2, "warmup.lr=0.5 is larger than optim.lr=0.1: a warm-up starts lower"),
     # how it computes
     ("trainer.compile=banana", 2, "trainer.compile=banana is unknown; use auto, true, false"),
     ("trainer.precision=fp8", 2, "trainer.precision=fp8 is unknown; use auto, 32-true (fp32, the paper's) or bf16-mixed"),
@@ -93,6 +113,11 @@ SETTINGS = [
     ("data.val_size=-1", 2, "data.val_size=-1 must be a whole number from 0"),
     ("data.download=maybe", 2, "data.download=maybe must be auto, true or false"),
     ("data.root=", 2, "data.root= must be a path to CIFAR-10"),
+    ("data.split_seed=-1", 2, "data.split_seed=-1 must be a whole number from 0 to 9223372036854775807"),
+    ("data.subset=''", 2, "must be null (full CIFAR-10) or a name for a deliberate subset"),
+    ("data.cache_dir=5", 2, "data.cache_dir=5 must be a folder, or null for no cache"),
+    ("out_dir=", 2, "out_dir= must be a folder to write runs into"),
+    ("trainer.runs_per_gpu=0", 2, "trainer.runs_per_gpu=0 must be a positive whole number"),
     # keys the project does not read: Hydra's message, or ours for an added one, with the nearest key
     ("dept=20", 2, "Could not override 'dept'. Key 'dept' is not in struct; did you mean depth=20?"),
     ("-m dept=20", 2, "Could not override 'dept'. Key 'dept' is not in struct; did you mean depth=20?"),
@@ -108,6 +133,9 @@ SETTINGS = [
     ("name=a/../../b", 2, "name=a/../../b must be one folder name inside out_dir"),
     ("name=..", 2, "name=.. must be one folder name inside out_dir"),
     ("-m name=../escape", 2, "name=../escape must be one folder name inside out_dir"),
+    ("-m name=a,b", 2, "a sweep has one folder (out_dir/name), so it cannot sweep over name; run one sweep per name"),
+    ("-m name=a,b depth=8,14", 2, "cannot sweep over name"),
+    ("-m name=choice(a,b)", 2, "cannot sweep over name"),
     ("run_id=../../x", 2, "is not inside out_dir/name"),
     ("run_dir={tmp}/abs", 2, "is not inside out_dir/name"),
     # the data, read once the settings pass: refused before the run's directory is made
@@ -117,6 +145,16 @@ SETTINGS = [
     ("data.root={kittens}", 2, "expected CIFAR-10's airplane"),
     ("batch_size=100000", 2, "batch_size=100000 is larger than the 100 training images; lower it"),
     ("data.val_size=100000", 2, "data.val_size=100000 must be between 0 and 119"),
+    # ... and what it claims to be: CIFAR-10's ten classes on both sides, its counts, readable 32x32 images
+    ("data.root={no_truck_test}", 2, "test has no images of truck: CIFAR-10 has ten classes on both sides"),
+    ("data.root={no_cat_train}", 2, "train has no images of cat: CIFAR-10 has ten classes on both sides"),
+    ("data.root={empty_classes}", 2, "has no images of airplane, automobile, bird"),
+    ("data.root={garbage_archive}", 2, "cannot read archive"),
+    ("data.root={garbage_archive}", 2, "(not a tar archive, or a damaged one); check the file"),
+    ("data.root={corrupt_image}", 2, "cannot decode image"),
+    ("data.root={small_image}", 2, "is 16x16, not 32x32; this is not CIFAR-10"),
+    ("data.root={missing_label}", 2, "have no image of truck; CIFAR-10 has ten classes"),
+    ("data.subset=null", 2, "holds 120 training and 40 test images (per class: 12 and 4), not CIFAR-10's 5000 and 1000 of each class; give the whole data set, or name a deliberate subset with data.subset=<name>"),
 ]
 # fmt: on
 
@@ -134,7 +172,28 @@ def bad_data(tmp_path_factory, tiny_batches, tiny_folders) -> dict[str, Path]:
     (batches / "data_batch_3").write_bytes((batches / "data_batch_3").read_bytes()[:1000])
     for split in ("train", "test"):
         (root / "kittens" / split / "kittens").mkdir(parents=True)
-    return {"truncated_archive": archive, "truncated_batch": batches.parent, "kittens": root / "kittens"}
+    roots = {"truncated_archive": archive, "truncated_batch": batches.parent, "kittens": root / "kittens"}
+
+    def copy(name: str) -> Path:
+        roots[name] = root / name
+        return shutil.copytree(tiny_folders, root / name)
+
+    shutil.rmtree(copy("no_truck_test") / "test" / "truck")
+    shutil.rmtree(copy("no_cat_train") / "train" / "cat")
+    for image in copy("empty_classes").rglob("*.png"):
+        image.unlink()
+    next((copy("corrupt_image") / "train" / "dog").iterdir()).write_bytes(b"\x89PNG not really")
+    Image.new("RGB", (16, 16)).save(next((copy("small_image") / "test" / "cat").iterdir()))
+    roots["garbage_archive"] = root / "garbage.tar.xz"
+    roots["garbage_archive"].write_bytes(b"this is not an archive\n" * 100)
+    missing = root / "missing_label" / "cifar-10-batches-py"
+    shutil.copytree(tiny_batches / "cifar-10-batches-py", missing)
+    test = pickle.loads((missing / "test_batch").read_bytes())
+    keep = [i for i, label in enumerate(test["labels"]) if label != 9]
+    test = {"data": test["data"][keep], "labels": [test["labels"][i] for i in keep]}
+    (missing / "test_batch").write_bytes(pickle.dumps(test))
+    roots["missing_label"] = missing.parent
+    return roots
 
 
 def command_line(args: str, run_args: list[str], **places) -> list[str]:
@@ -259,11 +318,319 @@ def test_a_damaged_run_is_refused_on_resume_and_kept(tiny_batches, interrupted, 
     assert files(run) == before, "nothing is deleted or overwritten"
 
 
+@pytest.fixture(scope="module")
+def other_data(tmp_path_factory) -> Path:
+    """A data set other than tiny_batches: the same classes and counts, as JPEG."""
+    return write_folders(tmp_path_factory.mktemp("other_data"), fmt="jpg")
+
+
+# A run started on one data set, resumed on another (issue #25): refused, exit 2, and its record kept whole.
+# (what is done to the run before the resume, fragments of the one line)
+# fmt: off
+OTHER_DATA = {
+    "resumed on other data": (lambda r: None, ("started on other data", "CIFAR-10 from", "than data.root=", "CIFAR-10 (JPEG q75 copy)", "resume it with the data it started on, or delete")),
+    "resumed on other data, a run made before data.json": (lambda r: r.data_file.unlink(), ("trained on CIFAR-10 (its dataset.txt), but data.root=", "holds CIFAR-10 (JPEG q75 copy)", "resume it with the data it started on")),
+    "data.json torn": (lambda r: r.data_file.write_text('{"finger'), ("unreadable", "data.json", "restore it, or delete it")),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("kind", OTHER_DATA)
+def test_a_run_resumed_on_other_data_is_refused_and_its_record_kept(other_data, interrupted, tmp_path, capsys, kind):
+    damage, says = OTHER_DATA[kind]
+    out = tmp_path / "exp"
+    shutil.copytree(interrupted, out)
+    run = RunDir(out / "default" / "resnet-8" / "seed0")
+    assert json.loads(run.data_file.read_text())["source"] == "CIFAR-10"  # recorded at the start
+    damage(run)
+    before = files(run)
+    status, _, err = run_cli([*tiny_overrides(other_data, out), "depth=8"], capsys)
+    line = one_line(err)
+    assert status == 2 and all(s in line for s in says), err[-3000:]
+    assert files(run) == before and run.dataset_file.read_text() == "CIFAR-10\n", "dataset.txt is never overwritten"
+
+
+def test_a_run_resumed_on_the_same_data_elsewhere_goes_on(tiny_batches, interrupted, tmp_path, capsys):
+    """The fingerprint is of the images, not of their folder: a moved copy (or the same images in another
+    lossless layout) resumes."""
+    out = tmp_path / "exp"
+    shutil.copytree(interrupted, out)
+    moved = shutil.copytree(tiny_batches, tmp_path / "moved")
+    status, _, err = run_cli([*tiny_overrides(moved, out), "depth=8"], capsys)
+    assert status == 0, err[-3000:]
+    assert RunDir(out / "default" / "resnet-8" / "seed0").status()["state"] == "done"
+
+
+# --------------------------------------------------------------------------- two processes, one run directory
+
+
+def holder_says(run: RunDir, settings: dict | None) -> None:
+    """What the lock's holder has said of itself: nothing yet (it is loading the data), or its settings."""
+    if settings is not None:
+        run.holder_file.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "settings": settings}))
+
+
+# Another process holds the run's lock (issue #25): (what it says it trains, arguments, exit status, fragments).
+# Only a holder shown to train these very settings lets this one leave the run to it (exit 0).
+# fmt: off
+LOCKED = {
+    "holder says nothing yet": (lambda s: None, "", 2, ("is locked by another process that does not say what it trains", "wait for it to end")),
+    "holder trains other settings": (lambda s: {**s, "optim.lr": 0.05}, "", 2, ("another process (pid", "is training", "with other settings (optim.lr: 0.05 -> 0.1)", "use another name=")),
+    "holder trains these settings": (lambda s: s, "", 0, ("[skip]", "is training these settings")),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("kind", LOCKED)
+def test_a_locked_run_is_left_only_to_a_process_training_its_settings(tiny_batches, tmp_path, capsys, kind):
+    says_settings, args, code, says = LOCKED[kind]
+    overrides = [*tiny_overrides(tiny_batches, tmp_path / "exp"), "depth=8", *shlex.split(args)]
+    spec = make_spec(overrides)
+    run = RunDir(spec.run_dir)
+    run.path.mkdir(parents=True)
+    with FileLock(str(run.lock_file)):  # held here, as by another process training the run
+        holder_says(run, says_settings(run_settings(spec.config)))
+        status, out, err = run_cli(overrides, capsys)
+    assert status == code, err[-3000:]
+    line = one_line(err) if code else out.strip().splitlines()[-1]
+    assert all(s in line for s in says), line
+    assert not run.status_file.exists() and not run.config_file.exists(), "the run is left to its holder"
+
+
+# --------------------------------------------------------------------------- the environment: folders, caches, disks
+
+
+def a_file(tmp: Path) -> Path:
+    (tmp / "a_file").write_text("the user's\n")
+    return tmp / "a_file"
+
+
+# Where a run cannot be written (issue #25): (arguments, exit status, fragment of the one line); nothing is made
+# and the user's file is left as it was. {file} is a regular file.
+# fmt: off
+PLACES = [
+    ("out_dir={file}", 2, "a_file is a file, not a folder, so"),
+    ("out_dir={file}/exp", 2, "a_file is a file, not a folder, so"),
+    ("out_dir=/proc/resnet-repro-no-such", 2, "cannot make /proc/resnet-repro-no-such/default/resnet-8/seed0"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize("args, code, says", PLACES, ids=[p[0] for p in PLACES])
+def test_a_run_that_cannot_be_written_is_one_line(tiny_batches, tmp_path, capsys, args, code, says):
+    file = a_file(tmp_path)
+    argv = command_line(args, [*tiny_overrides(tiny_batches, tmp_path / "exp"), "depth=8"], file=file)
+    status, _, err = run_cli(argv, capsys)
+    assert status == code and says in one_line(err), err[-3000:]
+    assert file.read_text() == "the user's\n" and not (tmp_path / "exp").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
+def test_a_read_only_out_dir_is_one_line(tiny_batches, tmp_path, capsys):
+    out = tmp_path / "exp"
+    out.mkdir(mode=0o555)
+    status, _, err = run_cli([*tiny_overrides(tiny_batches, out), "depth=8"], capsys)
+    assert status == 2 and "out_dir must be a folder this user can write" in one_line(err)
+
+
+# A cache folder that cannot be used costs only the decoding: the run trains, says so once (exit 0).
+# fmt: off
+CACHES = [
+    ("data.cache_dir={file}", "[no cache] cannot write the decoded-data cache into"),
+    ("data.cache_dir={file}/sub", "[no cache] cannot write the decoded-data cache into"),
+    ("data.cache_dir=/proc/resnet-repro-cache", "[no cache] cannot write the decoded-data cache into /proc/resnet-repro-cache"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize("args, says", CACHES, ids=[c[0] for c in CACHES])
+def test_an_unusable_cache_is_said_once_and_the_run_trains(tiny_batches, tmp_path, capsys, args, says):
+    argv = command_line(args, [*tiny_overrides(tiny_batches, tmp_path / "exp"), "depth=8"], file=a_file(tmp_path))
+    status, out, err = run_cli(argv, capsys)
+    assert status == 0, err[-3000:]
+    assert sum(says in line for line in out.splitlines()) == 1, out
+    assert (tmp_path / "a_file").read_text() == "the user's\n"
+
+
+def test_an_empty_cache_variable_writes_nothing_into_the_current_folder(tiny_batches, tmp_path, capsys, monkeypatch):
+    """RESNET_REPRO_CACHE="" is no cache, never the current directory."""
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    monkeypatch.setenv("RESNET_REPRO_CACHE", "")
+    overrides = [o for o in tiny_overrides(tiny_batches, tmp_path / "exp") if not o.startswith("data.cache_dir=")]
+    status, _, err = run_cli([*overrides, "depth=8"], capsys)
+    assert status == 0, err[-3000:]
+    assert list(here.iterdir()) == []
+
+
+def test_a_full_disk_at_a_checkpoint_fails_the_run_in_one_line_keeping_the_last_good_one(
+    tiny_batches, tmp_path, capsys, monkeypatch
+):
+    """The step-8 checkpoint meets a full disk half-way: status.json says failed (with the reason, at step 4),
+    no temporary file is left, last.ckpt is the step-4 one, and the same command later resumes from it."""
+    import errno
+
+    import pytorch_lightning as pl
+
+    save = pl.Trainer.save_checkpoint
+
+    def full_at_step_8(trainer, path, *args, **kwargs):
+        if trainer.global_step < 8:
+            return save(trainer, path, *args, **kwargs)
+        Path(path).write_bytes(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    overrides = [*tiny_overrides(tiny_batches, tmp_path / "exp"), "depth=8"]
+    run = RunDir(make_spec(overrides).run_dir)
+    with monkeypatch.context() as patch:
+        patch.setattr(pl.Trainer, "save_checkpoint", full_at_step_8)
+        status, _, err = run_cli(overrides, capsys)
+    line = one_line(err)
+    assert status == 2 and "cannot write" in line and "last.ckpt (No space left on device)" in line, err[-3000:]
+    assert "run the same command again" in line
+    state = run.status()
+    assert state["state"] == "failed" and state["step"] == 4 and "No space left on device" in state["error"]
+    assert not list(run.path.glob(".*.tmp*")), "no temporary file is left"
+    assert torch.load(run.checkpoint, weights_only=False)["global_step"] == 4
+    status, out, err = run_cli(overrides, capsys)
+    assert status == 0 and f"[resume] {run.path} at step 4 (failed at step 4" in out, err[-3000:]
+
+
+# --------------------------------------------------------------------------- the report's folder
+
+# Where `python -m resnet_repro.report` is pointed (issue #25): (what is there first, exit status, fragment of
+# the one line). It writes only into a folder that is empty, its own, or holds none of a report's file names.
+# fmt: off
+REPORT_FOLDERS = {
+    "the user's table6.csv": (lambda out: (out.mkdir(), (out / "table6.csv").write_text("mine\n")), 2, "holds table6.csv, which no report wrote there"),
+    "the user's figure1.png and claims.md": (lambda out: (out.mkdir(), (out / "figure1.png").write_text("mine\n"), (out / "claims.md").write_text("mine\n")), 2, "holds claims.md, figure1.png, which no report wrote"),
+    "a regular file": (lambda out: out.write_text("mine\n"), 2, "is a file, not a folder; give the report a folder with -o"),
+    "under a regular file": (lambda out: out.parent.write_text("mine\n"), 2, "cannot make the report folder"),
+    "under /proc": (lambda out: None, 2, "cannot make the report folder /proc/resnet-repro-report"),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("kind", REPORT_FOLDERS)
+def test_the_report_never_replaces_a_users_files(tmp_path, capsys, kind):
+    prepare, code, says = REPORT_FOLDERS[kind]
+    fake_run(tmp_path / "runs", "plain", 20, 0, HEALTHY)
+    out = {
+        "under a regular file": tmp_path / "a_file" / "report",
+        "under /proc": Path("/proc/resnet-repro-report"),
+    }.get(kind, tmp_path / "out")
+    prepare(out)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and "runs" not in p.parts}
+    assert report.main([str(tmp_path / "runs"), "-o", str(out), "--no-figure7"]) == code
+    assert says in one_line(capsys.readouterr().err)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and "runs" not in p.parts} == before
+
+
+def test_a_report_replaces_its_own_files_whole_and_drops_its_stale_ones(tmp_path, capsys):
+    fake_run(tmp_path / "runs", "plain", 20, 0, HEALTHY)
+    out = tmp_path / "out"
+    assert report.main([str(tmp_path / "runs"), "-o", str(out), "--no-figure7"]) == 0
+    assert (out / "table6.csv").is_file() and (out / ".written-by-resnet-repro-report").is_file()
+    (out / "figure7.csv").write_text("stale\n")  # as an earlier report with Figure 7 left it
+    assert report.main([str(tmp_path / "runs"), "-o", str(out), "--no-figure7"]) == 0
+    assert not (out / "figure7.csv").exists() and (out / "table6.csv").is_file()
+    assert not [p for p in tmp_path.iterdir() if ".report-tmp" in p.name], "no staging folder is left"
+
+
+# --------------------------------------------------------------------------- campaign files, malformed
+
+# (the campaign file's text, exit status of `campaign start`, fragment of the one line): refused, nothing made.
+# fmt: off
+CAMPAIGN_FILES = [
+    ("runs: [unclosed\n", 2, "is not valid YAML"),
+    ("jobs: 1\nthreads: 1\nruns:\n  - arch=plain\n - depth=8\n", 2, "is not valid YAML"),
+    ("- arch=plain depth=8\n- arch=resnet depth=8\n", 2, "is a list, not a campaign (a mapping of jobs:, threads:, runs:)"),
+    ("", 2, "is an empty file, not a campaign"),
+    ("jobs: 1\nthreads: 1\nruns: 5\n", 2, "runs must be a list of run.py override lines"),
+    ("jobs: 1\nthreads: 1\nruns: {a: 1}\n", 2, "runs must be a list of run.py override lines"),
+    ("jobs: 1\nthreads: 1\nruns: [[arch=plain]]\n", 2, "runs must be a list of run.py override lines"),
+    (b"jobs: 1\xff\n", 2, "cannot read"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize("text, code, says", CAMPAIGN_FILES, ids=[repr(c[0])[:40] for c in CAMPAIGN_FILES])
+def test_a_malformed_campaign_file_is_one_line(tiny_batches, tmp_path, capsys, text, code, says):
+    from resnet_repro.campaign import main as campaign
+
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    home = tmp_path / "home"
+    assert campaign(["start", str(path), "--home", str(home), "--data-root", str(tiny_batches)]) == code
+    assert says in one_line(capsys.readouterr().err)
+    assert not home.exists()
+
+
+# (what is done to a started campaign's campaign.json, fragment of the one line `campaign status` prints, exit 2)
+# fmt: off
+CAMPAIGN_RECORDS = {
+    "campaign.json cut": (lambda c: c.definition_file.write_text(c.definition_file.read_text()[:40]), "unreadable"),
+    "campaign.json not a campaign's": (lambda c: c.definition_file.write_text("[1, 2]"), "does not list a campaign's runs"),
+    "campaign.json runs of the wrong type": (lambda c: c.definition_file.write_text('{"runs": "all"}'), "does not list a campaign's runs"),
+}
+# fmt: on
+
+
+def started_campaign(home: Path):
+    from resnet_repro.campaign.store import Campaign
+
+    campaign = Campaign("tiny", home)
+    campaign.dir.mkdir(parents=True)
+    run = {
+        "overrides": ["arch=plain", "depth=8"],
+        "experiment": "tiny",
+        "run_id": "plain-8/seed0",
+        "depth": 8,
+        "steps": 8,
+    }
+    campaign.definition_file.write_text(json.dumps({"name": "tiny", "jobs": 1, "threads": 1, "runs": [run]}, indent=1))
+    return campaign
+
+
+@pytest.mark.parametrize("kind", CAMPAIGN_RECORDS)
+def test_a_damaged_campaign_record_is_one_line_with_the_fix(tmp_path, capsys, kind):
+    from resnet_repro.campaign import main as campaign
+
+    damage, says = CAMPAIGN_RECORDS[kind]
+    record = started_campaign(tmp_path / "home")
+    damage(record)
+    assert campaign(["status", "tiny", "--home", str(tmp_path / "home")]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert says in line and "campaign.json" in line and "start the campaign again" in line, line
+
+
+def test_a_torn_last_event_is_skipped(tmp_path):
+    record = started_campaign(tmp_path / "home")
+    record.event("started", runs=1)
+    with open(record.events_file, "a") as f:
+        f.write('{"event": "run_do')  # the supervisor killed mid-line
+    assert [e["event"] for e in record.events()] == ["started"]
+
+
 # --------------------------------------------------------------------------- a run's files, damaged, when read
 
 
 def replace_in_config(run: RunDir, old: str, new: str) -> None:
     run.config_file.write_text(run.config_file.read_text().replace(old, new))
+
+
+def append_to_metrics(run: RunDir, line: str) -> None:
+    run.metrics_file.write_text(run.metrics_file.read_text() + line + "\n")
+
+
+def keep_metrics_lines(run: RunDir, n: int) -> None:
+    run.metrics_file.write_text("\n".join(run.metrics_file.read_text().splitlines()[:n]) + "\n")
+
+
+def drop_metrics_lines(run: RunDir, *numbers: int) -> None:
+    lines = run.metrics_file.read_text().splitlines()
+    run.metrics_file.write_text("\n".join(x for i, x in enumerate(lines, start=1) if i not in numbers) + "\n")
 
 
 def old_trained_with(run: RunDir, content: bytes) -> None:
@@ -294,6 +661,17 @@ DAMAGED_READING = {
     "trained_with.json not a list": (lambda r: r.trained_with_file.write_text('{"code": "c0ffee"}'), "trained_with.json", "not a list", "delete it"),
     "trained_with.txt not UTF-8": (lambda r: old_trained_with(r, b"code \xff\xfe"), "trained_with.txt", "unreadable", "delete it"),
     "dataset.txt not UTF-8": (lambda r: r.dataset_file.write_bytes(b"\xff\xfe CIFAR"), "dataset.txt", "unreadable", "delete it"),
+    # rows that read well but disagree with the run's config and status (issue #25): a number no run computed
+    "metrics final test row twice": (lambda r: append_to_metrics(r, "2000,test,0.0123,1.0,0.001,9.0"), "metrics.csv", "two test rows at step 2000", "restore it"),
+    "metrics cut under a done status": (lambda r: keep_metrics_lines(r, 4), "metrics.csv", "the run is done but its rows end at step 1000, not 2000", "restore it"),
+    "metrics row between log points": (lambda r: [replace_in_metrics(r, line, "step", "500") for line in (2, 3, 4)], "metrics.csv", "a row at step 500, which training does not log at", "restore it"),
+    "metrics a log point missing": (lambda r: drop_metrics_lines(r, 2, 3, 4), "metrics.csv", "no rows at step 1000: rows are missing", "restore it"),
+    "metrics test row missing": (lambda r: drop_metrics_lines(r, 4), "metrics.csv", "no test row at step 1000", "restore it"),
+    "metrics val row missing": (lambda r: drop_metrics_lines(r, 3), "metrics.csv", "no val row at step 1000", "restore it"),
+    "metrics train row missing": (lambda r: drop_metrics_lines(r, 5), "metrics.csv", "no train row at step 2000", "restore it"),
+    "metrics val rows without a val split": (lambda r: replace_in_config(r, "val_size: 5000", "val_size: 0"), "metrics.csv", "data.val_size=0", "restore it"),
+    "metrics a cadence other than the config's": (lambda r: replace_in_config(r, "eval_every: 1000", "eval_every: 500"), "metrics.csv", "no rows at step 500", "restore it"),
+    "status done before its steps": (lambda r: r.status_file.write_text('{"state": "done", "step": 1000}'), "status.json", "says done at step 1000", "delete it"),
 }
 # fmt: on
 HEALTHY = {"train": [0.5, 0.2], "val": [0.5, 0.3], "test": [0.5, 0.25]}

@@ -31,7 +31,7 @@ def write_campaign(folder: Path, runs: list[str], jobs: int = 2) -> Path:
 
 
 TINY = (
-    "data.cache_dir=null data.val_size=20 batch_size=16 eval_every=1000 log_every=100 "
+    "data.cache_dir=null data.subset=tiny data.val_size=20 batch_size=16 eval_every=1000 log_every=100 "
     "trainer.checkpoint_every=100 trainer.eval_batch_size=64 name=tiny"
 )
 

@@ -484,7 +484,7 @@ def test_no_recompiles_within_a_run(tiny_batches, tmp_path, monkeypatch):
             "steps=12",
             "eval_every=3",
             "warmup.enabled=true",
-            "warmup.until_train_error=1.01",
+            "warmup.until_train_error=1",
             "warmup.check_every=2",
         ]
     )

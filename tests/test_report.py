@@ -254,7 +254,15 @@ def test_error_axis_is_the_papers_for_full_runs_and_fits_shortened_ones(tmp_path
     assert auto_ymax(nets(tmp_path / "short")) == 100.0  # 91% rounds up to the next 10
     fake_run(tmp_path / "half", "plain", 20, 0, {"train": [0.61, 0.44], "test": [0.6, 0.45]})
     assert auto_ymax(nets(tmp_path / "half")) == 70.0
-    fake_run(tmp_path / "full", "resnet", 20, 0, {"train": [0.5, 0.01], "test": [0.5, 0.08]}, steps=2000 * 32)
+    fake_run(
+        tmp_path / "full",
+        "resnet",
+        20,
+        0,
+        {"train": [0.5, 0.01], "test": [0.5, 0.08]},
+        steps=2000 * 32,
+        status="running",
+    )
     assert auto_ymax(nets(tmp_path / "full")) == 20.0  # the paper's axis
 
 
@@ -297,7 +305,7 @@ def test_results_hold_one_row_per_run_with_its_settings_and_provenance(hand_made
     assert runs.loc["hand/plain-20/seed0"].configuration != runs.loc["hand/resnet-20/seed0"].configuration
     # the curves are load_runs' frame, and a run with no metrics yet has a row with last_step 0 but no curve
     pd.testing.assert_frame_equal(results.curves, load_runs(out))
-    fake_run(tmp_path, "plain", 20, 0, {"train": [0.5]}).metrics_file.unlink()
+    fake_run(tmp_path, "plain", 20, 0, {"train": [0.5]}, status="running").metrics_file.unlink()
     empty = load_results(tmp_path)
     assert empty.runs.last_step.tolist() == [0] and empty.curves.empty
     assert list(empty.curves.columns) == list(load_runs(out).columns)

@@ -216,7 +216,7 @@ def test_warmup_ending_at_a_checkpoint_survives_a_resume(tiny_batches, tmp_path,
         "trainer.deterministic=true",
         "warmup.enabled=true",
         "warmup.check_every=4",
-        "warmup.until_train_error=1.01",
+        "warmup.until_train_error=1",
     ]
     assert train(make_spec([*tiny_overrides(tiny_batches, tmp_path / "whole"), *warmup])) == "done"
     spec = make_spec([*tiny_overrides(tiny_batches, tmp_path / "killed"), *warmup])
@@ -290,8 +290,8 @@ def test_runtime_settings_may_change_in_an_existing_directory(tiny_batches, tmp_
 
 
 def test_divergence_failure_and_bad_input_do_not_stop_a_sweep(tiny_batches, tmp_path):
-    """Four jobs: one trains, one diverges (lr=1e6 makes the loss NaN), one fails once it has
-    started (its data cache cannot be written: a file stands where its folder should be), one is
+    """Four jobs: one trains, one diverges (lr=1e6 makes the loss NaN), one trains without its data cache
+    (it cannot be written: a file stands where its folder should be; issue #25: said, not a failure), one is
     refused (depth=21)."""
     cases = tmp_path / "conf" / "case"
     cases.mkdir(parents=True)
@@ -317,24 +317,24 @@ def test_divergence_failure_and_bad_input_do_not_stop_a_sweep(tiny_batches, tmp_
         "log_every=2",
     )
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "4 runs: 1 diverged, 1 done, 1 failed, 1 invalid" in result.stdout
+    assert "4 runs: 1 diverged, 2 done, 1 invalid" in result.stdout
+    assert "[no cache] cannot write the decoded-data cache into" in result.stdout
     summary = result.stdout[result.stdout.index("4 runs:") :]
     assert "diverged resnet-14/seed0  training loss nan" in summary
-    assert "failed   resnet-20/seed0" in summary and "invalid  resnet-21/seed0" in summary and "not 6n+2" in summary
+    assert "invalid  resnet-21/seed0" in summary and "not 6n+2" in summary
 
     diverged = run_dir(out, "resnet-14/seed0", "mixed")
     assert diverged.status()["state"] == "diverged" and diverged.status()["step"] < 16, "a diverged run stops"
-    failed = run_dir(out, "resnet-20/seed0", "mixed")
-    assert failed.status()["state"] == "failed" and "Traceback" in failed.error_file.read_text()
-    failed_at = failed.error_file.stat().st_mtime_ns
+    assert run_dir(out, "resnet-20/seed0", "mixed").status()["state"] == "done"
     assert not (out / "mixed" / "resnet-21").exists(), "a refused run leaves no folder behind"
     df = load_runs(out)
     assert dict(df.groupby("run").status.first()) == {
         "mixed/resnet-8/seed0": "done",
         "mixed/resnet-14/seed0": "diverged",
+        "mixed/resnet-20/seed0": "done",
     }
 
-    # Re-running the sweep skips what is settled (done, diverged) and retries what failed.
+    # Re-running the sweep skips what is settled (done, diverged).
     again = run_py(
         "-m",
         "--config-dir",
@@ -345,8 +345,8 @@ def test_divergence_failure_and_bad_input_do_not_stop_a_sweep(tiny_batches, tmp_
         "steps=16",
         "log_every=2",
     )
-    assert again.returncode == 1 and "3 runs: 1 diverged, 1 done, 1 failed" in again.stdout
-    assert again.stdout.count("[skip]") == 2 and failed.error_file.stat().st_mtime_ns > failed_at
+    assert again.returncode == 1 and "3 runs: 1 diverged, 2 done" in again.stdout
+    assert again.stdout.count("[skip]") == 3
 
 
 def test_two_sweeps_at_once_train_each_run_once(tiny_batches, tmp_path):

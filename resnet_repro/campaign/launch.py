@@ -10,11 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 from ..config import CONF_DIR, ConfigError, compose, resolve
+from ..runs import atomic_write
 from .collect import copy_record
-from .store import Campaign, CampaignError, Run, cpu
+from .store import Campaign, CampaignError, Run, cpu, read_definition_file
 
 REPO = Path(__file__).resolve().parents[2]  # a checkout: campaigns clone it, so they need one
 CAMPAIGN_CONFIGS = CONF_DIR / "campaign"
@@ -30,7 +29,7 @@ def load_definition(name: str) -> dict:
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in CAMPAIGN_CONFIGS.glob("*.yaml"))) or "none"
         raise CampaignError(f"no campaign definition {path}; known campaigns: {known}")
-    spec = yaml.safe_load(path.read_text())
+    spec = read_definition_file(path)  # a mapping, or CampaignError in one line
     for key in ("jobs", "threads"):
         value = spec.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -94,7 +93,7 @@ def default_data_root() -> Path:
 
 def start(name: str, data_root: str | None, results: str | None, update_code: bool, root: Path | None = None) -> int:
     campaign = Campaign(definition_path(name).stem, root)
-    previous = json.loads(campaign.definition_file.read_text()) if campaign.definition_file.is_file() else {}
+    previous = campaign.recorded()
     # A campaign started from a file elsewhere resumes by its name alone: campaign.json keeps its runs.
     spec = previous["spec"] if "spec" in previous and not definition_path(name).is_file() else load_definition(name)
     name = campaign.name
@@ -124,7 +123,7 @@ def start(name: str, data_root: str | None, results: str | None, update_code: bo
         "commit": commit,
         "spec": spec,
     }
-    campaign.definition_file.write_text(json.dumps(definition, indent=1) + "\n")
+    atomic_write(campaign.definition_file, json.dumps(definition, indent=1) + "\n")  # never a cut campaign.json
     campaign.logs.mkdir(exist_ok=True)
     log = open(campaign.logs / "supervisor.log", "a")
     # The supervisor and its runs: a session of their own (a closed shell does not end them), nice 19

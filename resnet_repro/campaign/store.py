@@ -9,6 +9,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from ..machine import read_cpu, usable_cores
 
 HOME_ENV = "RESNET_REPRO_CAMPAIGNS"
@@ -16,6 +18,36 @@ HOME_ENV = "RESNET_REPRO_CAMPAIGNS"
 
 class CampaignError(ValueError):
     """A bad command or setting, found before any work starts; the message names the fix."""
+
+
+def read_definition_file(path: Path) -> dict:
+    """A campaign file (conf/campaign/<name>.yaml) as a mapping, or CampaignError in one line naming the fix:
+    not YAML, not a mapping (a list, an empty file), runs that are not a list of run.py override lines."""
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or _first_line(e)
+        raise CampaignError(f"{path} is not valid YAML ({problem}{where}); fix the file") from None
+    except (OSError, ValueError) as e:  # ValueError: bytes that are not UTF-8
+        raise CampaignError(f"cannot read {path} ({_first_line(e)}); fix the file or give another") from None
+    example = "see resnet_repro/conf/campaign/evidence.yaml"
+    if not isinstance(spec, dict):
+        what = "an empty file" if spec is None else f"a {type(spec).__name__}"
+        raise CampaignError(f"{path} is {what}, not a campaign (a mapping of jobs:, threads:, runs:); {example}")
+    runs = spec.get("runs")
+    if runs is not None and (not isinstance(runs, list) or not all(isinstance(r, str) and r.strip() for r in runs)):
+        raise CampaignError(
+            f"{path}: runs must be a list of run.py override lines, e.g. '- arch=plain depth=20', "
+            f"not {str(runs)[:60]}; {example}"
+        )
+    return spec
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def home() -> Path:
@@ -80,12 +112,39 @@ class Campaign:
     # ---- definition
     def definition(self) -> dict:
         try:
-            return json.loads(self.definition_file.read_text())
+            text = self.definition_file.read_text()
         except FileNotFoundError:
             raise CampaignError(
                 f"campaign {self.name} has not been started on this machine (no {self.definition_file}); "
                 f"start it: {self.command('start')}"
             ) from None
+        except (OSError, ValueError) as e:
+            raise CampaignError(
+                f"cannot read {self.definition_file} ({_first_line(e)}); {self._definition_fix}"
+            ) from None
+        try:
+            definition = json.loads(text)
+        except ValueError as e:  # cut short: a full disk, a copy interrupted
+            raise CampaignError(
+                f"unreadable {self.definition_file} ({_first_line(e)}); {self._definition_fix}"
+            ) from None
+        runs = definition.get("runs") if isinstance(definition, dict) else None
+        if not isinstance(runs, list) or not all(
+            isinstance(r, dict) and {"overrides", "experiment", "run_id", "depth", "steps"} <= set(r) for r in runs
+        ):
+            raise CampaignError(f"{self.definition_file} does not list a campaign's runs; {self._definition_fix}")
+        return definition
+
+    def recorded(self) -> dict:
+        """campaign.json if the campaign was started, else {} (a damaged one: CampaignError, as `definition`)."""
+        return self.definition() if self.definition_file.exists() else {}
+
+    @property
+    def _definition_fix(self) -> str:
+        return (
+            f"`campaign start` writes it: restore it, or move it away and start the campaign again "
+            f"(python -m resnet_repro.campaign start {self.name}; finished runs are kept)"
+        )
 
     def runs(self) -> list[Run]:
         return [Run.of(planned) for planned in self.definition()["runs"]]
@@ -115,7 +174,15 @@ class Campaign:
     def events(self) -> list[dict]:
         if not self.events_file.is_file():
             return []
-        return [json.loads(line) for line in self.events_file.read_text().splitlines() if line.strip()]
+        events = []
+        for line in self.events_file.read_text(errors="replace").splitlines():
+            try:  # a line torn by a writer killed mid-write (or a full disk) is not an event: skipped
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                events.append(event)
+        return events
 
     # ---- the supervisor process
     def supervisor_pid(self) -> int | None:

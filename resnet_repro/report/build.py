@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import os
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +50,15 @@ ARTIFACTS = (
     "claims.csv",
     "provenance.json",
 )
+
+
+# A folder a report wrote holds this file: only such a folder (or an empty one, or one holding none of the
+# names above) is written into, so a report never replaces a user's own table6.csv.
+FOLDER_MARKER = ".written-by-resnet-repro-report"
+
+
+class ReportFolderError(ValueError):
+    """The report's folder cannot be written, or holds files no report wrote; the message names the fix."""
 
 
 @dataclass
@@ -102,11 +113,81 @@ def make_report(
     results = load_results(root)
     nets, notes = group_runs(results)
     ymax = auto_ymax(nets) if ymax is None else ymax
+    prepare_folder(out)
     if verbose:
         print(f"report of {root} -> {out}", flush=True)
-    out.mkdir(parents=True, exist_ok=True)
+    # Made whole in a hidden folder of its own, then each file renamed into place (provenance.json last): a
+    # reader or a kill mid-report never meets a half-written file, and no artifact is lost before its successor.
+    # Beside `out`, not in it: the index names the runs folder relative to where it is written.
+    staging = out.parent / f".{out.name}.report-tmp{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.mkdir()
+        if (out / INDEX).is_file():  # index.py tells a README.md written by hand (kept) from its own
+            shutil.copy2(out / INDEX, staging / INDEX)
+        report = _make(
+            results, nets, notes, ymax, root, staging, figure7_on, data_root, device, figure7_images, verbose, command
+        )
+        publish(report, out)
+    except OSError as e:
+        raise ReportFolderError(
+            f"cannot write the report into {out} ({e.strerror or e}); free space or give -o a writable folder"
+        ) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if verbose:
+        print_summary(report)
+    return report
+
+
+def prepare_folder(out: Path) -> None:
+    """`out` made, and fit for a report: a folder this user can write, empty, a report's own, or holding none of
+    the names a report writes (ReportFolderError, one line, otherwise)."""
+    if out.exists() and not out.is_dir():
+        raise ReportFolderError(f"{out} is a file, not a folder; give the report a folder with -o")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ReportFolderError(
+            f"cannot make the report folder {out} ({e.strerror or e}); give -o a writable folder"
+        ) from None
+    if (out / FOLDER_MARKER).is_file() or _old_report(out):
+        return
+    clash = sorted(name for name in ARTIFACTS if (out / name).exists())
+    if clash:
+        raise ReportFolderError(
+            f"{out} holds {', '.join(clash)}, which no report wrote there: a report would replace them; give the "
+            f"report an empty folder with -o, or move those files away"
+        )
+
+
+def _old_report(out: Path) -> bool:
+    """A folder written by a report made before FOLDER_MARKER: its provenance.json says so."""
+    try:
+        return "report_code_commit" in json.loads((out / "provenance.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def publish(report: Report, out: Path) -> None:
+    """Rename each file made in the staging folder into `out` (one atomic step each, provenance.json last),
+    then remove the artifacts of an earlier report that this one did not make."""
+    written = sorted(report.written, key=lambda p: p.name == "provenance.json")
+    (out / FOLDER_MARKER).write_text(
+        "This folder is written by python -m resnet_repro.report; it may replace its files.\n"
+    )
+    for path in written:
+        os.replace(path, out / path.name)
+    names = {p.name for p in written}
     for name in ARTIFACTS:
-        (out / name).unlink(missing_ok=True)
+        if name not in names:
+            (out / name).unlink(missing_ok=True)
+    report.out_dir, report.written = out, [out / p.name for p in report.written]
+
+
+def _make(
+    results, nets, notes, ymax, root, out, figure7_on, data_root, device, figure7_images, verbose, command
+) -> Report:
     report = Report(out, code_commit(), notes=notes, damaged=results.skipped)
     report.left_out += [f"run {run}" for run in results.skipped]
     stats = pd.DataFrame()
@@ -130,8 +211,6 @@ def make_report(
     with report.attempt("Index"):
         write_index(report, nets, root, command)
     write_provenance(report, root, command)
-    if verbose:
-        print_summary(report)
     return report
 
 

@@ -12,7 +12,7 @@ import sys
 
 import torch
 
-from .build import make_report
+from .build import ReportFolderError, make_report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             args.figure7_images,
             command=command,
         )
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ReportFolderError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0 if report.complete else 1  # 1: nothing to report, or something left out (the summary names it)
