@@ -24,6 +24,7 @@ from ..trained_with import code_commit
 from .claims import check_claims, claims_markdown
 from .figure7 import figure7, figure7_stats
 from .figures import figure1, figure6
+from .gradients import gradient_claims, remove_stale, write_gradients, write_residuals
 from .index import INDEX, write_index
 from .nets import NetRuns, group_runs
 from .provenance import net_record, provenance_text
@@ -105,6 +106,7 @@ def make_report(
     out.mkdir(parents=True, exist_ok=True)
     for name in ARTIFACTS:
         (out / name).unlink(missing_ok=True)
+    remove_stale(out)  # gradient-flow and F(x)+x files (report/gradients.py)
     report = Report(out, code_commit(), notes=notes, damaged=results.skipped)
     report.left_out += [f"run {run}" for run in results.skipped]
     stats = pd.DataFrame()
@@ -118,8 +120,14 @@ def make_report(
             write_table6(report, nets)
         with report.attempt("Figure 7"):
             stats = write_figure7(report, nets, figure7_on, data_root, device, figure7_images, verbose)
+        norms = pd.DataFrame()
+        if figure7_on:  # like Figure 7, these need the data and forward passes
+            with report.attempt("Gradient flow"):
+                norms = write_gradients(report, nets, data_root, verbose)
+            with report.attempt("F(x)+x"):
+                write_residuals(report, nets, data_root, verbose)
         with report.attempt("Claims"):
-            write_claims(report, nets, stats)
+            write_claims(report, nets, stats, gradient_claims(norms))
     else:
         report.skipped.append(f"everything: no runs with metrics under {root}")
     command = command or " ".join(sys.argv)
@@ -178,14 +186,18 @@ def write_figure7(
     return stats
 
 
-def write_claims(report: Report, nets: list[NetRuns], stats: pd.DataFrame) -> None:
-    """What the paper claims and what these runs show, from the curves drawn and Figure 7's numbers."""
-    drawn = [n for n in nets if len(n.usable)]
+def write_claims(report: Report, nets: list[NetRuns], stats: pd.DataFrame, more: pd.DataFrame | None = None) -> None:
+    """What the paper claims and what these runs show, from the curves drawn and Figure 7's numbers; `more`:
+    rows computed elsewhere (the gradient-flow claim)."""
+    drawn = [n for n in nets if len(n.usable) and n.net.block == "basic"]  # the paper's CIFAR nets
     if not drawn:
         report.skipped.append("Claims: needs a run that is done or training")
         return
     curves = pd.concat([n.curves for n in drawn], ignore_index=True)
     table = check_claims(curves, stats)
+    if more is not None and not more.empty:  # numbered on after the paper's claims
+        more = more.assign(number=range(len(table) + 1, len(table) + len(more) + 1))
+        table = pd.concat([table, more[table.columns]], ignore_index=True)
     footer = "  \n".join(provenance_text(drawn, report.commit).splitlines())
     markdown, csv = report.out_dir / "claims.md", report.out_dir / "claims.csv"
     table.to_csv(csv, index=False)

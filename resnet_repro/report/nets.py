@@ -102,5 +102,5 @@ def group_runs(results: Results) -> tuple[list[NetRuns], list[str]]:
             notes.append(f"{net.name} seed {r.seed}: {r.status} at step {r.last_step}; left out ({r.run})")
         curves = results.curves[results.curves.run.isin(chosen[chosen.status.isin(DRAWN)].run)]
         nets.append(NetRuns(net, int(chosen.steps.iloc[0]), chosen, curves, settings_differing(json.loads(settings))))
-    nets.sort(key=lambda n: (n.arch != "plain", n.block, n.shortcut, n.depth))
+    nets.sort(key=lambda n: (n.arch != "plain", n.net.block, n.shortcut, n.depth))
     return nets, notes
