@@ -63,10 +63,25 @@ def resolve_trainer(c, steps: int) -> TrainerSettings:
         deterministic=c.flag("trainer.deterministic"),
         eval_batch_size=c.whole("trainer.eval_batch_size"),
         checkpoint_every=c.whole("trainer.checkpoint_every"),
+        snapshots=_snapshots(c.raw("trainer.snapshots")),
         progress_bar=_progress(c.raw("trainer.progress_bar")),
         runs_per_gpu=c.whole("trainer.runs_per_gpu"),
         logger=_logger(c.raw("trainer.logger")),
     )
+
+
+def _snapshots(value) -> tuple[float, ...]:
+    """trainer.snapshots: fractions of the schedule in [0, 1], each once, in order."""
+    if value is None:
+        return ()
+    fractions = value if isinstance(value, list) else None
+    if fractions is None or any(
+        isinstance(f, bool) or not isinstance(f, int | float) or not 0 <= f <= 1 for f in fractions
+    ):
+        raise ConfigError(
+            f"trainer.snapshots={value} must be a list of fractions of steps in [0, 1], e.g. [0, 0.1, 1.0], or []"
+        )
+    return tuple(sorted({float(f) for f in fractions}))
 
 
 def _accelerator(value) -> str:

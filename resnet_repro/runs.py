@@ -10,10 +10,12 @@ so re-running a sweep finds its own runs. Each holds:
     metrics.csv   one row per (step, split): error, loss, lr, elapsed seconds
     last.ckpt     the latest checkpoint (written atomically)
     weights.pt    a finished run's final network weights alone (what a collected run keeps of last.ckpt)
+    snapshots/    step-<k>.pt: the weights at the fractions of the schedule in trainer.snapshots (weights.pt's
+                  layout plus the step), for measuring how gradients flow as the net trains
     error.txt     the traceback, when a run failed
     dataset.txt   what it trained on, e.g. "CIFAR-10 (JPEG q75 copy)"
     trained_with.json  how it was computed: one entry per distinct environment it trained in (a resume
-                  may move it), {"code": commit, "precision", "device", "compile", "torch", "cpu" or "gpu"}.
+                  may move it), {"code": commit, "precision", "device", "compile", "threads", "torch", "cpu" or "gpu"}.
                   Runs made before it have trained_with.txt instead (one prose line per environment),
                   which is still read.
 
@@ -174,6 +176,7 @@ class RunDir:
         self.trained_with_file = self.path / "trained_with.json"
         self.trained_with_text_file = self.path / "trained_with.txt"  # written by runs made before trained_with.json
         self.lock_file = self.path / ".lock"
+        self.snapshots_dir = self.path / "snapshots"
 
     # ---- provenance
     def record_environment(self, environment: dict) -> None:
@@ -273,6 +276,27 @@ class RunDir:
         save(tmp)
         _replace(tmp, self.checkpoint)
 
+    def write_snapshot(self, step: int, weights: dict) -> None:
+        """The net's weights at `step` as snapshots/step-<step>.pt, in weights.pt's layout ({"state_dict": ...},
+        plus the step), written whole or not at all."""
+        path = self.snapshot_file(step)
+        path.parent.mkdir(exist_ok=True)
+        tmp = _temporary(path)
+        torch.save({"step": step, "state_dict": weights}, tmp)
+        _replace(tmp, path)
+
+    def snapshot_file(self, step: int) -> Path:
+        return self.snapshots_dir / f"step-{step}.pt"
+
+    def snapshots(self) -> dict[int, Path]:
+        """The weight snapshots the run kept, by step (its final weights are the last one of a finished run)."""
+        found = {}
+        for path in self.snapshots_dir.glob("step-*.pt"):
+            step = path.stem.removeprefix("step-")
+            if step.isdigit():
+                found[int(step)] = path
+        return dict(sorted(found.items()))
+
     def final_weights(self) -> Path | None:
         """Where the final network weights are: last.ckpt in a run directory, weights.pt in a collected copy."""
         for path in (self.checkpoint, self.weights_file):
@@ -324,7 +348,7 @@ class RunDir:
     def remove_partial_writes(self) -> None:
         """Delete the temporary files of writers killed mid-write. Only the process holding the
         run's lock may call this: no other process writes here then."""
-        for tmp in self.path.glob(".*.tmp*"):
+        for tmp in [*self.path.glob(".*.tmp*"), *self.snapshots_dir.glob(".*.tmp*")]:
             tmp.unlink(missing_ok=True)
 
 

@@ -57,6 +57,7 @@ class TrainerSettings:
     deterministic: bool
     eval_batch_size: int
     checkpoint_every: int
+    snapshots: tuple[float, ...]  # fractions of steps at which the weights are kept (snapshots/step-<k>.pt)
     progress_bar: str  # "bar" (a live bar) | "lines" (a line every 10%, for job logs) | "off"
     runs_per_gpu: int  # runs sharing one GPU at once
     logger: str  # "none" | "tensorboard" (also write the metrics to <run_dir>/tensorboard/)

@@ -50,6 +50,7 @@ def trained_with(spec: RunSpec, gpu: int = 0) -> dict:
         "device": device,
         **hardware,
         "compile": spec.trainer.compile,
+        "threads": torch.get_num_threads() if device == "cpu" else None,
         "torch": torch.__version__,
     }
 
@@ -69,6 +70,7 @@ class RunRecorder(pl.Callback):
         self.elapsed_before = 0.0
         self.diverged = False
         self.stopped_by: str | None = None  # the signal the run stopped on, once checkpointed
+        self.snapshot_steps = {round(f * spec.steps) for f in spec.trainer.snapshots}
 
     def on_train_start(self, trainer, module):
         # The directory is bound to its config once training starts, not before: a run that fails
@@ -81,6 +83,8 @@ class RunRecorder(pl.Callback):
         self.elapsed_before = float(self.rows[-1]["elapsed_s"]) if self.rows else 0.0
         self.started = time.monotonic()
         self.run.set_status("running", step=step, steps=self.spec.steps, pid=os.getpid())
+        if step == 0:
+            self.keep_snapshot(module, 0)
         self.ctrl_c.training = True  # from now on, Ctrl-C stops at the end of a step
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
@@ -91,6 +95,7 @@ class RunRecorder(pl.Callback):
             self.log_point(trainer, module, step, evaluate)
         if self.diverged:
             return
+        self.keep_snapshot(module, step)
         # On SIGTERM (a Slurm preemption, `kill`) Lightning stops after this step; on Ctrl-C we do: keep it.
         stop = "SIGTERM" if trainer.received_sigterm else "SIGINT" if self.ctrl_c.pressed else None
         if step % self.spec.trainer.checkpoint_every == 0 or final or stop:
@@ -101,6 +106,13 @@ class RunRecorder(pl.Callback):
                 trainer.should_stop = True  # Ctrl-C; on SIGTERM Lightning raises SIGTERMException next
             else:
                 self.run.set_status("running", step=step, steps=self.spec.steps, pid=os.getpid())
+
+    def keep_snapshot(self, module, step: int) -> None:
+        """The weights at a snapshot step (trainer.snapshots), for measuring gradient flow over training.
+        Written before the step's checkpoint: a run resumed from an earlier one recomputes the same weights."""
+        if step in self.snapshot_steps:
+            weights = {k: v.detach().cpu() for k, v in module.state_dict().items() if k.startswith("model.")}
+            self.run.write_snapshot(step, weights)
 
     def log_point(self, trainer, module, step, evaluate: bool):
         elapsed = self.elapsed_before + time.monotonic() - self.started

@@ -53,7 +53,11 @@ def environment_text(environment: dict) -> str:
     hardware = environment.get("gpu") or environment.get("cpu")
     text = f"code {environment.get('code', 'unknown')}, {environment.get('precision', '?')} on {environment.get('device', '?')}"
     text += f" ({hardware})" if hardware else ""
-    compile = environment.get("compile", "false")
-    if compile != "false":
-        text += ", compiled" if compile == "true" else f", compiled ({compile})"
+    compile = environment.get("compile")
+    if compile is None:  # runs recorded before the compile setting was
+        text += ", compile not recorded"
+    else:
+        text += ", eager" if compile == "false" else ", compiled" if compile == "true" else f", compiled ({compile})"
+    if environment.get("threads"):
+        text += f", {environment['threads']} threads"
     return text + f", torch {environment.get('torch', '?')}"

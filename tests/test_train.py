@@ -154,3 +154,34 @@ def test_tensorboard_logger(tiny_batches, tmp_path, monkeypatch):
         ConfigError, match=r"trainer.logger=tensorboard needs the tensorboard package: pip install tensorboard"
     ):
         make_spec([*tiny_overrides(tiny_batches, tmp_path), "trainer.logger=tensorboard"])
+
+
+def test_weight_snapshots_at_fractions_of_the_schedule(tiny_batches, tmp_path):
+    """trainer.snapshots keeps the weights at fractions of the schedule (8 steps: 0, 1%->0, 10%->1, 50%->4,
+    100%->8): step 0 is the seed's initialisation, the last is the final checkpoint's weights."""
+    import pytorch_lightning as pl
+    import torch
+
+    spec = make_spec(["arch=plain", "depth=8", *tiny_overrides(tiny_batches, tmp_path)])
+    assert spec.trainer.snapshots == (0.0, 0.01, 0.1, 0.5, 1.0)
+    assert train(spec) == "done"
+    run = RunDir(spec.run_dir)
+    snapshots = run.snapshots()
+    assert sorted(snapshots) == [0, 1, 4, 8]
+    weights = {s: torch.load(p, weights_only=True) for s, p in snapshots.items()}
+    assert all(w["step"] == s for s, w in weights.items())
+    final = torch.load(run.checkpoint, weights_only=False)["state_dict"]
+    for key, value in weights[8]["state_dict"].items():
+        assert torch.equal(value, final[key]), key
+    pl.seed_everything(spec.seed, verbose=False)
+    init = spec.net.build().state_dict()
+    assert all(torch.equal(weights[0]["state_dict"][f"model.{k}"], v) for k, v in init.items())
+    first_conv = next(k for k in init if k.endswith("weight") and init[k].dim() == 4)
+    assert not torch.equal(weights[4]["state_dict"][f"model.{first_conv}"], init[first_conv])
+    # None kept when asked for none; a fraction outside [0, 1] is refused before any work.
+    none = make_spec(
+        ["arch=plain", "depth=8", "trainer.snapshots=[]", "name=none", *tiny_overrides(tiny_batches, tmp_path)]
+    )
+    assert train(none) == "done" and RunDir(none.run_dir).snapshots() == {}
+    with pytest.raises(ConfigError, match=r"trainer.snapshots=\[2\] must be a list of fractions"):
+        make_spec(["trainer.snapshots=[2]", *tiny_overrides(tiny_batches, tmp_path)])

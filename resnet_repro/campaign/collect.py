@@ -27,6 +27,10 @@ def copy_record(campaign: Campaign, run: Run, results_dir: Path) -> Path:
         if (target / name).is_file() and (target / name).read_bytes() != (source / name).read_bytes():
             raise CampaignError(f"{target / name} exists and differs from the run's; move it away to collect again")
         shutil.copy2(source / name, target / name)
+    for snapshot in sorted((source / "snapshots").glob("step-*.pt")):  # small files: the weights at a few steps
+        (target / "snapshots").mkdir(exist_ok=True)
+        if not (target / "snapshots" / snapshot.name).is_file():
+            shutil.copy2(snapshot, target / "snapshots" / snapshot.name)
     weights = target / "weights.pt"
     if not weights.is_file() and (source / "last.ckpt").is_file():
         import torch
