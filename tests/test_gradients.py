@@ -97,22 +97,21 @@ def test_initialisation_from_the_seed_is_trainings(tiny_batches, tmp_path):
 
 
 def test_a_runs_checkpoints_and_its_cached_norms(tiny_batches, tmp_path):
-    spec = make_spec(["arch=resnet", "depth=8", *tiny_overrides(tiny_batches, tmp_path)])
+    """Training keeps snapshots (trainer.snapshots); their step 0 is the net rebuilt from the seed."""
+    spec = make_spec(
+        ["arch=resnet", "depth=8", "trainer.snapshots=[0,0.5,1.0]", *tiny_overrides(tiny_batches, tmp_path)]
+    )
     assert train(spec) == "done"
     run = load_results(tmp_path).runs.iloc[0].to_dict()
-    # a snapshot in the lead's format: {"step": k, "state_dict": {"model.<name>": tensor}}
-    folder = spec.run_dir / "snapshots"
-    folder.mkdir(exist_ok=True)
-    model = build_model("resnet", 8)
-    torch.save(
-        {"step": 4, "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, folder / "step-4.pt"
-    )
     found = checkpoints(run)
     assert [(step, source) for step, source, _ in found] == [
-        (0, "initialisation from the seed"),
+        (0, "snapshots/step-0.pt"),
         (4, "snapshots/step-4.pt"),
-        (8, "weights.pt" if (spec.run_dir / "weights.pt").is_file() else "last.ckpt"),
+        (8, "snapshots/step-8.pt"),
     ]
+    at_start = found[0][2].state_dict()
+    assert all(torch.equal(at_start[k], v) for k, v in initial_model(run).state_dict().items())
+    assert not torch.equal(found[2][2].conv1.weight, at_start["conv1.weight"])  # it trained
     norms = run_gradient_norms(run, batches=1, batch_size=16)
     assert sorted(norms.step.unique()) == [0, 4, 8] and (norms.norm > 0).all()
     assert (spec.run_dir / "gradient_norms.json").is_file()
