@@ -335,8 +335,11 @@ def test_the_claims_table_is_written_beside_table6(hand_made):
 def test_the_claims_table_takes_figure7s_numbers(tiny_sweep):
     sweep, _ = tiny_sweep
     claims = pd.read_csv(sweep / "report" / "claims.csv")
-    assert claims.verdict.iloc[-1] in ("holds", "does not hold")
-    assert "mean std 8 layers: ResNet" in claims.evidence.iloc[-1]
+    figure7 = claims[claims.claim.str.contains("Figure 7")].iloc[0]  # the gradient-flow claim follows it
+    assert figure7.verdict in ("holds", "does not hold")
+    assert "mean std 8 layers: ResNet" in figure7.evidence
+    gradients = claims.iloc[-1]
+    assert gradients.claim.startswith("plain-8's gradients do not vanish") and gradients.number == len(claims)
 
 
 def test_the_index_page_shows_every_artifact_and_every_skip(hand_made):

@@ -86,6 +86,8 @@ def group_runs(results: Results) -> tuple[list[NetRuns], list[str]]:
     """The nets of `results`, one configuration each (plain first, then by shortcut and depth), and
     notes on the runs left out."""
     runs = results.runs[results.runs.run.isin(results.curves.run)].sort_values("run")  # runs with metrics
+    if "block" not in runs:  # no run read (a run's settings always have it)
+        runs = runs.assign(block=pd.Series(dtype=object))
     nets, notes = [], []
     for (arch, depth, shortcut, block), of_net in runs.groupby(["arch", "depth", "shortcut", "block"], sort=False):
         net = Net(arch, int(depth), shortcut, block)
