@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 
 from .data import DataError, EvalBatches, load_cifar10, split_cifar10
-from .models import CifarNet, build_model
+from .models import CifarNet, build_model, net_name
 from .runs import RunDir, atomic_write
 
 CACHE_FILE = "figure7_stats.json"
@@ -89,7 +89,9 @@ def response_stds(model: CifarNet, batches, predictions: dict | None = None) -> 
     return stds
 
 
-def load_model(checkpoint: str | os.PathLike, arch: str, depth: int, shortcut: str | None) -> CifarNet:
+def load_model(
+    checkpoint: str | os.PathLike, arch: str, depth: int, shortcut: str | None, block: str | None = None
+) -> CifarNet:
     """The CifarNet inside a Lightning checkpoint of `resnet_repro.module.Classifier`, or a weights.pt
     of a collected run (both: {"state_dict": {"model.<name>": tensor}})."""
     try:
@@ -97,11 +99,11 @@ def load_model(checkpoint: str | os.PathLike, arch: str, depth: int, shortcut: s
     except Exception as e:  # a torn or foreign file: say which, and carry on with the other runs
         raise Unavailable(f"cannot read checkpoint {checkpoint} ({type(e).__name__}: {e}); retrain this run") from e
     weights = {k.removeprefix("model."): v for k, v in state.get("state_dict", {}).items() if k.startswith("model.")}
-    model = build_model(arch, depth, shortcut)
+    model = build_model(arch, depth, shortcut, block)
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if missing or unexpected:
         raise Unavailable(
-            f"checkpoint {checkpoint} does not hold a {arch}-{depth} "
+            f"checkpoint {checkpoint} does not hold a {net_name(arch, depth, shortcut, block)} "
             f"({len(missing)} weights missing, {len(unexpected)} unexpected); is it this run's?"
         )
     return model
@@ -186,7 +188,9 @@ def cache_key(run: Mapping, weights: Path, data_root: str, max_images: int | Non
         "weights": weights.name,
         "weights_bytes": weights.stat().st_size,
         "weights_sha256": digest.hexdigest(),
-        "net": [run["arch"], int(run["depth"]), run["shortcut"]],
+        # a bottleneck net's key names its block; a basic net's key is as it was before blocks existed
+        "net": [run["arch"], int(run["depth"]), run["shortcut"]]
+        + [b for b in [run.get("block")] if b not in (None, "basic")],
         "data.root": data_root,
         "data.val_size": int(run["data.val_size"]),
         "data.split_seed": int(run["data.split_seed"]),
@@ -238,7 +242,7 @@ def compute_responses(
         # a fixed random subset: the test set may be sorted by class, so its first images are not a sample
         keep = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:max_images].sort().values
         images, labels = images[keep], labels[keep]
-    model = load_model(weights, run["arch"], int(run["depth"]), run["shortcut"]).to(device)
+    model = load_model(weights, run["arch"], int(run["depth"]), run["shortcut"], run.get("block")).to(device)
     batches = EvalBatches(images, labels, mean_image, batch_size, device=device, channels_last=False)
     predictions: dict = {}
     stds = response_stds(model, batches, predictions)

@@ -168,7 +168,7 @@ def resolve(cfg: DictConfig, check_data: bool = True) -> RunSpec:
             f"run_dir={run_dir} is not inside out_dir/name ({sweep_dir}); choose where runs go with out_dir= and name="
         )
     try:
-        net = Net.of(c.raw("arch"), c.raw("depth"), c.raw("shortcut"))
+        net = Net.of(c.raw("arch"), c.raw("depth"), c.raw("shortcut"), c.raw("block"))
     except ValueError as e:
         raise ConfigError(str(e)) from None
     steps = c.whole("steps")

@@ -260,7 +260,7 @@ def read_run(run: RunDir, root: Path) -> tuple[dict, list[dict]]:
             "steps": int(cfg.steps),
             "batch_size": int(cfg.batch_size),
             "status": status["state"],
-            "net": net_name(cfg.arch, int(cfg.depth), shortcut),
+            "net": net_name(cfg.arch, int(cfg.depth), shortcut, settings["block"]),
             "path": str(run.path.resolve()),
             "last_step": max((row["step"] for row in metrics), default=0),
             "dataset": dataset,

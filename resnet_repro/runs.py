@@ -41,14 +41,14 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from .models import net_name, resolve_shortcut
+from .models import net_name, resolve_block, resolve_shortcut
 from .spec import ConfigError
 from .trained_with import parse_environment_text
 
 STATES = ("running", "stopped", "done", "failed", "diverged")
 METRIC_COLUMNS = ("step", "split", "error", "loss", "lr", "elapsed_s")
 
-# The config names a run's directory through this resolver: run_id: ${run_name:${arch},${depth},${shortcut}}/seed${seed}
+# The config names a run's directory through this resolver: run_id: ${run_name:${arch},${depth},${shortcut},${block}}/seed${seed}
 OmegaConf.register_new_resolver("run_name", net_name, replace=True)
 
 # ---- which settings define a run: the one rule, for resume (RunDir.check_config) and the report alike
@@ -80,6 +80,7 @@ def run_settings(cfg: DictConfig | dict) -> dict:
     settings = {k: v for k, v in flat.items() if not any(k == r or k.startswith(r + ".") for r in RUNTIME_KEYS)}
     try:
         settings["shortcut"] = resolve_shortcut(settings.get("arch"), settings.get("shortcut"))
+        settings["block"] = resolve_block(settings.get("block"))  # runs made before the key existed: basic
     except ValueError:  # a refused setting: compared as it was written
         pass
     return settings

@@ -22,3 +22,7 @@ def test_notebook_executes(monkeypatch, tmp_path):
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "depth  56: plain   853,018 parameters, ResNet   853,018" in text
     assert "plain-8: done" in text and "resnet-14: done" in text
+    # sections 5-7: gradients measured live, the bottleneck's counts, the committed benchmark shown
+    assert "plain-14: first / last layers' gradient at initialisation" in text
+    assert "basic / bottleneck at 256 channels: 16.8x the parameters, 16.9x the multiply-adds" in text
+    assert "benchmarks/bottleneck.py" in text

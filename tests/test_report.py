@@ -354,6 +354,8 @@ def test_the_claims_table_takes_figure7s_numbers(tiny_sweep):
     twins = claims.set_index("number").loc[7]
     assert twins.verdict in ("holds", "does not hold", "within noise")
     assert "ResNet-8 below plain-8 in " in twins.evidence and " of 7 layers in layer order" in twins.evidence
+    gradients = claims.iloc[-1]
+    assert gradients.claim.startswith("plain-8's gradients do not vanish") and gradients.number == len(claims)
 
 
 def test_the_index_page_shows_every_artifact_and_every_skip(hand_made):

@@ -26,6 +26,7 @@ from ..trained_with import code_commit
 from .claims import check_claims, claims_markdown, test_predictions
 from .figure7 import figure7, figure7_stats
 from .figures import figure1, figure6, pairs
+from .gradients import gradient_claims, remove_stale, write_gradients, write_residuals
 from .index import INDEX, write_index
 from .nets import NetRuns, group_runs
 from .provenance import net_record, provenance_text
@@ -182,6 +183,8 @@ def publish(report: Report, out: Path) -> None:
     for name in ARTIFACTS:
         if name not in names:
             (out / name).unlink(missing_ok=True)
+    for stale in remove_stale(out, keep=names):  # gradient-flow and F(x)+x files (report/gradients.py)
+        stale.unlink()
     report.out_dir, report.written = out, [out / p.name for p in report.written]
 
 
@@ -203,8 +206,14 @@ def _make(
             write_table6(report, nets)
         with report.attempt("Figure 7"):
             stats = write_figure7(report, nets, figure7_on, data_root, device, figure7_images, verbose)
+        norms = pd.DataFrame()
+        if figure7_on:  # like Figure 7, these need the data and forward passes
+            with report.attempt("Gradient flow"):
+                norms = write_gradients(report, nets, data_root, verbose)
+            with report.attempt("F(x)+x"):
+                write_residuals(report, nets, data_root, verbose)
         with report.attempt("Claims"):
-            write_claims(report, nets, stats, figure7_on, data_root, device, verbose)
+            write_claims(report, nets, stats, figure7_on, data_root, device, verbose, gradient_claims(norms))
     else:
         report.skipped.append(f"everything: no runs with metrics under {root}")
     command = command or " ".join(sys.argv)
@@ -262,11 +271,19 @@ def write_figure7(
 
 
 def write_claims(
-    report: Report, nets: list[NetRuns], stats: pd.DataFrame, forward=True, data_root=None, device="cpu", verbose=False
+    report: Report,
+    nets: list[NetRuns],
+    stats: pd.DataFrame,
+    forward=True,
+    data_root=None,
+    device="cpu",
+    verbose=False,
+    more: pd.DataFrame | None = None,
 ) -> None:
     """What the paper claims and what these runs show, from the curves drawn, Figure 7's numbers and (unless
-    `forward` is off, as --no-figure7 turns off every forward pass) the final weights' test predictions."""
-    drawn = [n for n in nets if len(n.usable)]
+    `forward` is off, as --no-figure7 turns off every forward pass) the final weights' test predictions; `more`:
+    rows computed elsewhere (the gradient-flow claim)."""
+    drawn = [n for n in nets if len(n.usable) and n.net.block == "basic"]  # the paper's CIFAR nets
     if not drawn:
         report.skipped.append("Claims: needs a run that is done or training")
         return
@@ -274,6 +291,9 @@ def write_claims(
     predictions, notes = test_predictions(drawn, data_root, device, verbose) if forward else ({}, [])
     report.notes += notes
     table = check_claims(curves, stats, predictions)
+    if more is not None and not more.empty:  # numbered on after the paper's claims
+        more = more.assign(number=range(len(table) + 1, len(table) + len(more) + 1))
+        table = pd.concat([table, more.reindex(columns=table.columns)], ignore_index=True)
     footer = "  \n".join(provenance_text(drawn, report.commit).splitlines())
     markdown, csv = report.out_dir / "claims.md", report.out_dir / "claims.csv"
     table.to_csv(csv, index=False)

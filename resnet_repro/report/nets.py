@@ -74,7 +74,7 @@ def paper_settings() -> dict:
 def settings_differing(settings: dict) -> dict:
     """Learned settings that are not the paper's, as {key: (ours, paper's)}; steps first."""
     papers = paper_settings()
-    keys = (settings.keys() | papers.keys()) - NOT_THE_PAPERS - {"arch", "depth", "shortcut"}
+    keys = (settings.keys() | papers.keys()) - NOT_THE_PAPERS - {"arch", "depth", "shortcut", "block"}
     return {
         k: (settings.get(k), papers.get(k))
         for k in sorted(keys, key=lambda k: (k != "steps", k))
@@ -86,9 +86,11 @@ def group_runs(results: Results) -> tuple[list[NetRuns], list[str]]:
     """The nets of `results`, one configuration each (plain first, then by shortcut and depth), and
     notes on the runs left out."""
     runs = results.runs[results.runs.run.isin(results.curves.run)].sort_values("run")  # runs with metrics
+    if "block" not in runs:  # no run read (a run's settings always have it)
+        runs = runs.assign(block=pd.Series(dtype=object))
     nets, notes = [], []
-    for (arch, depth, shortcut), of_net in runs.groupby(["arch", "depth", "shortcut"], sort=False):
-        net = Net(arch, int(depth), shortcut)
+    for (arch, depth, shortcut, block), of_net in runs.groupby(["arch", "depth", "shortcut", "block"], sort=False):
+        net = Net(arch, int(depth), shortcut, block)
         # the longest configuration, then the one with most runs
         configs = sorted(of_net.groupby("configuration"), key=lambda kv: (-kv[1].steps.iloc[0], -len(kv[1]), kv[0]))
         settings, chosen = configs[0]
@@ -102,5 +104,5 @@ def group_runs(results: Results) -> tuple[list[NetRuns], list[str]]:
             notes.append(f"{net.name} seed {r.seed}: {r.status} at step {r.last_step}; left out ({r.run})")
         curves = results.curves[results.curves.run.isin(chosen[chosen.status.isin(DRAWN)].run)]
         nets.append(NetRuns(net, int(chosen.steps.iloc[0]), chosen, curves, settings_differing(json.loads(settings))))
-    nets.sort(key=lambda n: (n.arch != "plain", n.shortcut, n.depth))
+    nets.sort(key=lambda n: (n.arch != "plain", n.net.block, n.shortcut, n.depth))
     return nets, notes

@@ -16,7 +16,7 @@ def paper_number(net: NetRuns) -> tuple[float | None, float | None, float | None
     """(paper's test error, its best, its std, as printed) for this net; None where the paper has none."""
     if net.arch == "plain":
         return None, None, None, paper.PLAIN_110 if net.depth == 110 else "—"
-    if net.shortcut != "A" or net.depth not in paper.TEST_ERROR:
+    if net.shortcut != "A" or net.net.block != "basic" or net.depth not in paper.TEST_ERROR:
         return None, None, None, "—"
     if net.depth == 110:
         mean, best, std = paper.TEST_ERROR[110], paper.RESNET110_BEST, paper.RESNET110_STD
