@@ -22,9 +22,10 @@ from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from .allocator import keep_freed_memory
+from .compute import on_claimed_gpu
 from .config import ConfigError, RunSpec, cpu_name, resolve
 from .data import DataError, EvalBatches, Split, TrainBatches, load_cifar10, split_cifar10
-from .devices import gpu_slot, use_float32_precision
+from .devices import gpu_slot, require_flock, use_float32_precision
 from .module import Classifier
 from .progress import progress_callbacks
 from .runs import RunDir, atomic_write, flatten, status_text
@@ -160,6 +161,11 @@ def train(spec: RunSpec) -> str:
 def _train(spec: RunSpec, run: RunDir, ctrl_c: CtrlC) -> str:
     made = [p for p in (run.path, *run.path.parents) if not p.exists()]  # the folders made for this run
     run.path.mkdir(parents=True, exist_ok=True)
+    try:
+        require_flock(run.path, "the run directory")  # else a killed run's lock would outlive it (devices.py)
+    except ConfigError:
+        _unmake(run, made)
+        raise
     lock = FileLock(str(run.lock_file))
     try:
         lock.acquire(timeout=0)
@@ -171,7 +177,7 @@ def _train(spec: RunSpec, run: RunDir, ctrl_c: CtrlC) -> str:
         if finished := _finished(run):
             return finished
         with gpu_slot(spec.trainer) as gpu:  # None on a CPU; else the GPU this run has to itself (or shares k ways)
-            return _fit(spec, run, gpu, ctrl_c)
+            return _fit(on_claimed_gpu(spec, gpu), run, gpu, ctrl_c)  # precision, compile: for that GPU
     except ConfigError:  # the data refused the run (or a setting that does not fit it): a new run leaves nothing
         if made:
             _unmake(run, made)
@@ -247,6 +253,7 @@ def build_module(spec: RunSpec) -> Classifier:
         warmup_check_every=warmup.check_every,
         channels_last=spec.trainer.channels_last,
         compile=spec.trainer.compile,
+        accelerator=spec.trainer.accelerator,  # MPS counts in float32 (module.py)
     )
 
 
