@@ -305,7 +305,17 @@ def build_trainer(spec: RunSpec, root_dir, callbacks: list | None = None, device
         benchmark=settings.cudnn_benchmark and not settings.deterministic,
         default_root_dir=str(root_dir),
         callbacks=[*progress, *(callbacks or [])],
+        plugins=_cluster_environment(),
     )
+
+
+def _cluster_environment() -> list:
+    """Under Slurm, Lightning's Slurm environment without its own requeue on SIGUSR1: submitit's jobs
+    requeue on USR2 (conf/hydra/launcher/slurm.yaml), and the run resumes from its checkpoint either way;
+    two requeue mechanisms in one job could queue it twice."""
+    from lightning_fabric.plugins.environments import SLURMEnvironment
+
+    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
 
 
 def _fit_model(

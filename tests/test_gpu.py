@@ -436,3 +436,19 @@ def test_one_gpu_has_one_set_of_slots_however_it_is_spelt(monkeypatch):
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", spelling)
         names.add(tuple(devices.physical_ids(1)))
     assert names == {("GPU-8e1f0c2a-0000-4000-8000-000000000001",)}
+
+
+def test_lightning_does_not_requeue_slurm_jobs_beside_submitit(tmp_path, monkeypatch):
+    """Inside a Slurm job, Lightning's SLURMEnvironment would requeue the job on SIGUSR1 beside
+    submitit's requeue on USR2: its own requeue is off."""
+    for key, value in {
+        "SLURM_JOB_ID": "7",
+        "SLURM_NTASKS": "1",
+        "SLURM_JOB_NAME": "run",
+        "SLURM_NODELIST": "n1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr("lightning_fabric.plugins.environments.slurm._is_srun_used", lambda: True)
+    trainer = build_trainer(make_spec(["trainer.accelerator=cpu"], check_data=False), tmp_path)
+    environment = trainer._accelerator_connector.cluster_environment
+    assert type(environment).__name__ == "SLURMEnvironment" and environment.auto_requeue is False
