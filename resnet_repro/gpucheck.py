@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -284,8 +285,11 @@ def check_sync(device: str, size: _Size, say) -> list[dict]:
                 try:
                     with _sync_debug(device, "error"):
                         trainer.fit(module, train_dataloaders=stream)
-                except RuntimeError as e:  # the sync, where it happened
-                    error = str(e).splitlines()[0]
+                except RuntimeError as e:  # the sync, and where it happened (the step, or Lightning's loop)
+                    frames = traceback.extract_tb(e.__traceback__)[-3:]
+                    error = f"{str(e).splitlines()[0]} at " + " < ".join(
+                        f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames)
+                    )
             ok = error is None and trainer.global_step == spec.steps
             results.append(
                 {
