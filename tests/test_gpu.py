@@ -26,12 +26,18 @@ def fake_gpus(monkeypatch, count: int, capability=(8, 0)) -> None:
 
 @pytest.fixture
 def torch_flags():
-    """Restores the process-wide flags a Trainer sets (TF32, determinism, cuDNN benchmark)."""
+    """Restores the process-wide flags a Trainer sets (TF32, determinism, cuDNN benchmark), in either of
+    torch's spellings of the TF32 switches (fp32_precision from 2.9, allow_tf32 before)."""
     cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
-    saved = (cudnn.conv.fp32_precision, cudnn.rnn.fp32_precision, matmul.fp32_precision, cudnn.benchmark)
+    new_api = hasattr(cudnn, "conv")
+    fp32 = (cudnn.conv.fp32_precision, cudnn.rnn.fp32_precision, matmul.fp32_precision) if new_api else None
+    saved = (cudnn.allow_tf32, matmul.allow_tf32, cudnn.benchmark)
     yield
-    torch.backends.cudnn.conv.fp32_precision, torch.backends.cudnn.rnn.fp32_precision = saved[:2]
-    torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.benchmark = saved[2:]
+    if new_api:
+        cudnn.conv.fp32_precision, cudnn.rnn.fp32_precision, matmul.fp32_precision = fp32
+    else:
+        cudnn.allow_tf32, matmul.allow_tf32 = saved[:2]
+    cudnn.benchmark = saved[2]
     torch.use_deterministic_algorithms(False)
 
 
@@ -88,11 +94,13 @@ def test_precision_and_compile_on_cpu_kinds(monkeypatch):
 def test_32_true_is_fp32_on_cuda_not_tf32(tmp_path, torch_flags):
     fp32 = make_spec(["trainer.accelerator=cpu", "trainer.precision=32-true"], check_data=False)
     build_trainer(fp32, tmp_path)
-    assert torch.backends.cudnn.conv.fp32_precision == "ieee"  # torch's default: "tf32" for cuDNN convolutions
-    assert torch.backends.cuda.matmul.fp32_precision == "ieee"
+    assert not devices.tf32_allowed()  # torch's default: TF32 for cuDNN convolutions
+    if hasattr(torch.backends.cudnn, "conv"):  # torch >= 2.9
+        assert torch.backends.cudnn.conv.fp32_precision == "ieee"
+        assert torch.backends.cuda.matmul.fp32_precision == "ieee"
     # A later run in the same process in bf16 gets torch's defaults back.
     build_trainer(make_spec(["trainer.accelerator=cpu", "trainer.precision=bf16-mixed"], check_data=False), tmp_path)
-    assert torch.backends.cudnn.conv.fp32_precision == "tf32"
+    assert devices.tf32_allowed()
 
 
 def test_deterministic_mode_warns_instead_of_raising(tmp_path, monkeypatch, torch_flags):
@@ -230,7 +238,7 @@ def test_a_run_trains_on_the_gpu_it_claimed_and_frees_it(tiny_batches, tmp_path,
 def test_tf32_switch_on_a_torch_before_2_9(torch_flags, monkeypatch):  # monkeypatch undone first
     """torch < 2.9 has no torch.backends.cudnn.conv (fp32_precision): the switch uses allow_tf32 there."""
     saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    monkeypatch.delattr(type(torch.backends.cudnn), "conv")
+    monkeypatch.delattr(type(torch.backends.cudnn), "conv", raising=False)  # absent already before 2.9
     assert not hasattr(torch.backends.cudnn, "conv")
     try:
         devices.use_float32_precision("32-true")
