@@ -88,8 +88,8 @@ def _record(cfg: DictConfig, state: str, message: str) -> None:
 
 
 class SweepSummary(Callback):
-    """Prints done / failed / diverged / invalid / stopped / running counts when a sweep ends; exits 1 if any
-    run failed, diverged, was invalid, was stopped or was left to another process (running: not done here)."""
+    """Prints done / failed / diverged / invalid / stopped counts when a sweep ends; exits 1 if any run
+    failed, diverged, was invalid or was stopped."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         # Before Hydra makes the sweep's folder (out_dir/name): a name that would leave out_dir makes nothing.
@@ -113,5 +113,5 @@ class SweepSummary(Callback):
         for r in records:
             if r["state"] != "done":
                 print(f"  {r['state']:8s} {r['run']}  {r['message']}")
-        if any(counts[state] for state in ("failed", "invalid", "diverged", "stopped", "running")):
+        if counts["failed"] or counts["invalid"] or counts["diverged"] or counts["stopped"]:
             sys.exit(1)

@@ -417,21 +417,6 @@ def test_a_file_system_without_flock_is_refused_not_soft_locked(tiny_batches, tm
     assert not (tmp_path / "out").exists(), "a refused run leaves nothing"
 
 
-def test_a_sweep_with_a_run_left_running_elsewhere_is_not_a_success(tmp_path, monkeypatch, capsys):
-    import json
-
-    from omegaconf import OmegaConf
-
-    from resnet_repro.sweep import OUTCOMES_ENV, SweepSummary
-
-    (tmp_path / "job0.json").write_text(json.dumps({"run": "a", "state": "done", "message": ""}))
-    (tmp_path / "job1.json").write_text(json.dumps({"run": "b", "state": "running", "message": "elsewhere"}))
-    monkeypatch.setenv(OUTCOMES_ENV, str(tmp_path))
-    with pytest.raises(SystemExit) as exit:
-        SweepSummary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
-    assert exit.value.code == 1 and "1 running" in capsys.readouterr().out
-
-
 def test_one_gpu_has_one_set_of_slots_however_it_is_spelt(monkeypatch):
     """CUDA_VISIBLE_DEVICES=0 in one shell and GPU-<uuid> in another: one GPU, so one set of slots."""
 
