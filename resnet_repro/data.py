@@ -233,18 +233,10 @@ def load_cifar10(
     source = "CIFAR-10" if layout == "batches" else _source_label(root, layout)
     data = Cifar10(train_images, train_labels, test_images, test_labels, source)
     if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
-        try:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(data.__dict__, tmp)
-            os.replace(tmp, cache_file)  # atomic: a concurrent reader sees the old file or the whole new one
-        except OSError as e:  # a cache is a speed-up: HOME=/ in a container, a full disk cost a decode, not the run
-            if tmp.parent.is_dir():
-                tmp.unlink(missing_ok=True)
-            print(
-                f"[cache] cannot write the decoded data to {cache_file.parent} ({e.strerror or e}); decoding again "
-                "next time: set data.cache_dir= (or $RESNET_REPRO_CACHE) to a writable folder, or null"
-            )
+        torch.save(data.__dict__, tmp)
+        os.replace(tmp, cache_file)  # atomic: a concurrent reader sees the old file or the whole new one
     return data
 
 
