@@ -3,20 +3,26 @@
     accelerator  auto -> cuda where torch finds a GPU, else cpu (gpu is a spelling of cuda)
     precision    auto -> bf16-mixed where the hardware computes bf16 natively (CUDA GPUs of compute
                  capability 8.0 or later: A100, H100, RTX 30xx/40xx; CPUs with AVX512-BF16 or AMX),
-                 else 32-true, the paper's fp32
-    compile      auto -> torch.compile's default mode (no CUDA graphs) for runs of >= 5000 steps on a GPU,
-                 and on a CPU where conf/cpu_kinds.yaml says it measured faster for that kind of CPU and
-                 precision; eager otherwise
+                 else 32-true, the paper's fp32 (on MPS too: bf16 there is unmeasured)
+    compile      auto -> torch.compile's default mode (no CUDA graphs) for runs of >= 5000 steps on a GPU
+                 that Triton compiles for (compute capability 7.0 or later, Triton installed), and on a
+                 CPU where conf/cpu_kinds.yaml says it measured faster for that kind of CPU and
+                 precision; eager otherwise, and always on MPS (Inductor's MPS backend is unmeasured)
     keep_freed_memory  auto -> on for a CPU run where conf/cpu_kinds.yaml says it measured faster for that
                  kind of CPU (allocator.py); off on a GPU, whose activations are not in the CPU's memory
     progress_bar auto -> a live bar on a terminal, a line every 10% in a job's log
 
-Called by `config.resolve`; the values land in the RunSpec's TrainerSettings (spec.py).
+Called by `config.resolve`; the values land in the RunSpec's TrainerSettings (spec.py). A CUDA run's
+`auto`s are decided again for the GPU it claims (`on_claimed_gpu`, devices.py): on a machine of mixed
+GPUs, the one it trains on, not GPU 0. An explicit trainer.compile on a GPU that Triton cannot compile
+for (any visible one) is refused when resolved, before any work.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -27,6 +33,8 @@ from omegaconf import OmegaConf
 from .machine import cpu_has_native_bf16, read_cpu
 from .spec import ConfigError, TrainerSettings
 
+# Inductor's GPU code is Triton's, which needs compute capability 7.0 (Volta) or later.
+TRITON_MIN_CAPABILITY = (7, 0)
 # Runs shorter than this stay eager under compile=auto: compiling costs 1-3 minutes on the 2-core
 # CPU and the compiled fp32 step is 6-11% faster there, so it pays back after a few thousand steps.
 COMPILE_AUTO_MIN_STEPS = 5000
@@ -100,13 +108,48 @@ def _accelerator(value) -> str:
     return value
 
 
-def cuda_has_native_bf16() -> bool:
-    """Whether the GPUs here compute bf16 in hardware (compute capability 8.0 or later: Ampere, Hopper...).
-    Older ones (V100, T4) emulate it, slower than fp32. Reads GPU 0: a machine's GPUs are alike."""
-    return torch.cuda.get_device_capability(0) >= (8, 0)
+def cuda_has_native_bf16(device: int = 0) -> bool:
+    """Whether GPU `device` computes bf16 in hardware (compute capability 8.0 or later: Ampere, Hopper...).
+    Older ones (V100, T4) emulate it, slower than fp32."""
+    return tuple(torch.cuda.get_device_capability(device)) >= (8, 0)
 
 
-def _precision(value, accelerator: str) -> str:
+def has_triton() -> bool:
+    """Whether Triton, Inductor's GPU compiler, is installed (it is not on Windows, nor in some containers)."""
+    try:
+        return importlib.util.find_spec("triton") is not None
+    except (ImportError, ValueError):  # ValueError: a module stubbed out as None
+        return False
+
+
+def triton_cannot_compile(device: int) -> str | None:
+    """Why torch.compile cannot run on GPU `device` (each run would fail at its first step), or None."""
+    if not has_triton():
+        return "torch.compile needs Triton on a GPU, and it is not installed (pip install triton; none on Windows)"
+    capability = tuple(torch.cuda.get_device_capability(device))
+    if capability < TRITON_MIN_CAPABILITY:
+        return (
+            f"GPU {device} has compute capability {capability[0]}.{capability[1]}, and torch.compile's "
+            f"Triton needs {TRITON_MIN_CAPABILITY[0]}.{TRITON_MIN_CAPABILITY[1]} or later"
+        )
+    return None
+
+
+def on_claimed_gpu(spec, device: int | None):
+    """`spec` with its `auto` precision and compile decided for GPU `device`, the one the run claimed
+    (resolve decided them for GPU 0, before the claim); `spec` itself off CUDA or where nothing changes."""
+    settings = spec.trainer
+    if settings.accelerator != "cuda" or device is None:
+        return spec
+    requested = spec.config.get("trainer", {})
+    precision = _precision(requested.get("precision", "auto"), "cuda", device)
+    compile = _compile(requested.get("compile", "auto"), "cuda", precision, spec.steps, device)
+    if (precision, compile) == (settings.precision, settings.compile):
+        return spec
+    return dataclasses.replace(spec, trainer=dataclasses.replace(settings, precision=precision, compile=compile))
+
+
+def _precision(value, accelerator: str, device: int = 0) -> str:
     """trainer.precision, with auto resolved: bf16-mixed where the hardware computes bf16 natively, else fp32."""
     precision = PRECISIONS.get(str(value).lower())
     if precision is None:
@@ -118,7 +161,7 @@ def _precision(value, accelerator: str) -> str:
     if precision != "auto":
         return precision
     if accelerator == "cuda":
-        return "bf16-mixed" if cuda_has_native_bf16() else "32-true"
+        return "bf16-mixed" if cuda_has_native_bf16(device) else "32-true"
     return "bf16-mixed" if accelerator == "cpu" and cpu_has_native_bf16() else "32-true"
 
 
@@ -139,23 +182,32 @@ def compile_measured_faster(precision: str) -> bool:
     return measured_faster("compile_bf16" if precision == "bf16-mixed" else "compile_fp32")
 
 
-def _compile(value, accelerator: str, precision: str, steps: int) -> str:
+def _compile(value, accelerator: str, precision: str, steps: int, device: int | None = None) -> str:
     """trainer.compile, with auto resolved: compile runs of >= COMPILE_AUTO_MIN_STEPS steps, on a CPU only
-    where compiling measured faster for its kind and this precision (compile_measured_faster).
-    "false" for every spelling that leaves the model eager, "true" for torch.compile's default mode.
-    auto never picks a mode with CUDA graphs: they are a GPU user's explicit choice."""
+    where compiling measured faster for its kind and this precision (compile_measured_faster), on a GPU
+    only where Triton compiles for it, never on MPS. "false" for every spelling that leaves the model
+    eager, "true" for torch.compile's default mode. auto never picks a mode with CUDA graphs: they are a
+    GPU user's explicit choice. `device`: the claimed GPU; None (when resolved) checks every visible GPU
+    for an explicit compile, GPU 0 for auto."""
     value = str(value).lower()
     if value in EAGER:
         return "false"
-    if value in COMPILE_DEFAULT:
-        return "true"
-    if value in COMPILE_MODES:
-        return value
-    if value != "auto":
+    if value not in (*COMPILE_DEFAULT, *COMPILE_MODES, "auto"):
         raise ConfigError(
             f"trainer.compile={value} is unknown; use auto, true, false, {' or '.join(COMPILE_MODES[:2])}"
         )
-    if accelerator == "cpu" and not compile_measured_faster(precision):
+    if value != "auto":
+        if accelerator == "cuda":
+            for gpu in range(torch.cuda.device_count()) if device is None else [device]:
+                if why := triton_cannot_compile(gpu):
+                    raise ConfigError(
+                        f"trainer.compile={value}: {why}; use trainer.compile=false (or auto), or "
+                        "CUDA_VISIBLE_DEVICES to the GPUs it compiles for"
+                    )
+        return "true" if value in COMPILE_DEFAULT else value
+    if accelerator == "mps" or (accelerator == "cpu" and not compile_measured_faster(precision)):
+        return "false"
+    if accelerator == "cuda" and triton_cannot_compile(device or 0):
         return "false"
     return "true" if steps >= COMPILE_AUTO_MIN_STEPS else "false"
 

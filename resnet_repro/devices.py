@@ -20,16 +20,24 @@ Why a lock per slot and Lightning's `devices=[i]`, not CUDA_VISIBLE_DEVICES:
 - Every job claims, on a machine with one GPU too: with runs_per_gpu=1, a joblib sweep of 4 jobs then
   trains one run at a time on it, not 4 fighting over its memory.
 
-The slots live in $RESNET_REPRO_GPU_SLOTS, default /tmp/resnet-repro-gpu-slots-<user>: local to the
-machine (a shared file system would mix up GPU 0 of one node with GPU 0 of another). Under Slurm,
-in a folder of the job's own: Slurm numbers a job's GPUs from 0 in every job (cgroups), so two jobs
-on one node must not share slot names; one job with several GPUs (salloc, then a joblib sweep)
-shares them out as above.
+A slot is named by what the GPU is (its UUID, which every process reads alike however
+CUDA_VISIBLE_DEVICES spells it: `4`, `GPU-8e1f...`), so two processes that see one GPU share its slots.
+
+The slots live in $RESNET_REPRO_GPU_SLOTS, default /tmp/resnet-repro-gpu-slots-<user> (the user id where
+the user has no name: a container run with `-u 1234`): local to the machine (a shared file system
+would mix up GPU 0 of one node with GPU 0 of another). Under Slurm, in a folder of the job's own:
+Slurm numbers a job's GPUs from 0 in every job (cgroups), so two jobs on one node must not share slot
+names; one job with several GPUs (salloc, then a joblib sweep) shares them out as above.
+
+The locks must be the kernel's (flock): filelock falls back, silently, to a lock file's existence where
+the file system has no flock (Lustre without `-o flock`), and a killed run would then keep its lock for
+good. `require_flock` refuses such a folder before any work.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import getpass
 import os
 import tempfile
@@ -40,14 +48,57 @@ from pathlib import Path
 import torch
 from filelock import FileLock, Timeout
 
-from .spec import TrainerSettings
+from .spec import ConfigError, TrainerSettings
 
 SLOTS_ENV = "RESNET_REPRO_GPU_SLOTS"
+# The launching shell's CUDA_VISIBLE_DEVICES, passed to hydra/launcher=local's jobs in their environment.
+LAUNCHER_VISIBLE_ENV = "RESNET_REPRO_LAUNCHER_GPUS"
 WAIT_POLL_S = 2.0
 
 
+# What flock(2) says where the file system has no flock: not supported, no locks, not implemented.
+NO_FLOCK_ERRNOS = frozenset({errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOLCK, errno.EINVAL})
+
+
+def user_name() -> str:
+    """The user's name, or `uid<N>` where the user id has no name (docker run -u, Kubernetes, OpenShift:
+    getpass.getuser() raises there, KeyError or OSError by Python version)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError, ImportError):
+        return f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+
+
+def require_flock(folder: Path, what: str) -> None:
+    """ConfigError (one line, naming the fix) if `folder`'s file system cannot flock: its locks would be
+    existence locks (filelock's silent fallback), which a killed process never frees."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: filelock locks with msvcrt there, which the kernel frees as flock is
+        return
+    probe = folder / f".flock-probe-{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return  # an unwritable folder is refused where it is written, with its own error
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except OSError as e:
+        if e.errno in NO_FLOCK_ERRNOS:
+            raise ConfigError(
+                f"{what} {folder} is on a file system without flock ({os.strerror(e.errno)}), so a killed run "
+                "would keep its lock; put it on one with flock (a local disk, NFSv4, Lustre mounted -o flock)"
+            ) from None
+        if e.errno not in (errno.EAGAIN, errno.EACCES):  # EAGAIN/EACCES: another process holds it, flock works
+            raise
+    finally:
+        os.close(fd)
+        probe.unlink(missing_ok=True)
+
+
 def slots_dir() -> Path:
-    default = Path(tempfile.gettempdir()) / f"resnet-repro-gpu-slots-{getpass.getuser()}"
+    default = Path(tempfile.gettempdir()) / f"resnet-repro-gpu-slots-{user_name()}"
     folder = Path(os.environ.get(SLOTS_ENV) or default)
     job = os.environ.get("SLURM_JOB_ID")
     return folder / f"slurm-job-{job}" if job else folder
@@ -55,9 +106,19 @@ def slots_dir() -> Path:
 
 def physical_ids(count: int) -> list[str]:
     """What each visible GPU is on this machine (the slot's name): CUDA_VISIBLE_DEVICES renumbers the
-    GPUs a process sees from 0, and two processes that see different GPUs must not share slots."""
+    GPUs a process sees from 0, and two processes that see different GPUs must not share slots. The
+    GPU's UUID where torch reads one (one name for one GPU, however CUDA_VISIBLE_DEVICES spells it),
+    else the variable's text."""
     visible = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
-    return [visible[i] if i < len(visible) else str(i) for i in range(count)]
+    return [_uuid(i) or (visible[i] if i < len(visible) else str(i)) for i in range(count)]
+
+
+def _uuid(index: int) -> str | None:
+    try:
+        uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
+    except Exception:  # noqa: BLE001 (no driver, a GPU lost, a faked count in the tests: the text names it)
+        return None
+    return f"GPU-{uuid}" if uuid else None
 
 
 def claim(runs_per_gpu: int, wait: bool = True, say=print) -> tuple[int, FileLock] | None:
@@ -69,6 +130,7 @@ def claim(runs_per_gpu: int, wait: bool = True, say=print) -> tuple[int, FileLoc
         raise RuntimeError("torch finds no CUDA device: nothing to claim")
     folder = slots_dir()
     folder.mkdir(parents=True, exist_ok=True)
+    require_flock(folder, f"the GPU slots' folder (${SLOTS_ENV})")
     names = [n.replace("/", "_") for n in physical_ids(count)]
     waited = False
     while True:
@@ -115,13 +177,43 @@ def gpu_slot(trainer: TrainerSettings, say=print) -> Iterator[int | None]:
 def use_float32_precision(precision: str) -> None:
     """Under 32-true, float32 convolutions and matmuls in full fp32 ("ieee"), as the paper trained:
     torch's default lets cuDNN run fp32 convolutions in TF32 (10-bit mantissa) on Ampere and later.
-    Otherwise torch's defaults (set again: a process may run several runs). No effect on a CPU."""
-    conv = "ieee" if precision == "32-true" else "tf32"
-    torch.backends.cudnn.conv.fp32_precision = conv
-    torch.backends.cudnn.rnn.fp32_precision = conv
-    torch.backends.cuda.matmul.fp32_precision = "ieee" if precision == "32-true" else "none"
+    Otherwise torch's defaults (set again: a process may run several runs). No effect on a CPU.
+    torch 2.9 and later spell it fp32_precision; older ones allow_tf32 (deprecated from 2.9)."""
+    fp32 = precision == "32-true"
+    if hasattr(torch.backends.cudnn, "conv"):
+        conv = "ieee" if fp32 else "tf32"
+        torch.backends.cudnn.conv.fp32_precision = conv
+        torch.backends.cudnn.rnn.fp32_precision = conv
+        torch.backends.cuda.matmul.fp32_precision = "ieee" if fp32 else "none"
+    else:
+        torch.backends.cudnn.allow_tf32 = not fp32  # torch's defaults: True for cuDNN, False for matmuls
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def tf32_allowed() -> bool:
+    """Whether float32 convolutions may run in TF32 now (what use_float32_precision set), in either spelling."""
+    if hasattr(torch.backends.cudnn, "conv"):
+        return torch.backends.cudnn.conv.fp32_precision == "tf32" or torch.backends.cuda.matmul.fp32_precision == "tf32"
+    return bool(torch.backends.cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32)
 
 
 def gpu_count() -> int:
-    """The GPUs this process sees (0 without CUDA); the config's ${gpu_count:} (hydra/launcher=local)."""
+    """The GPUs this process sees (0 without CUDA); the config's ${gpu_count:} (hydra/launcher=local).
+    It also notes which GPUs those are, for the local launcher's jobs (LAUNCHER_VISIBLE_ENV)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        os.environ.pop(LAUNCHER_VISIBLE_ENV, None)
+    else:
+        os.environ[LAUNCHER_VISIBLE_ENV] = visible
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _take_back_launcher_gpus() -> None:
+    """In a job of submitit's local executor, the launching shell's CUDA_VISIBLE_DEVICES again: the executor
+    sets it to 0..N-1, whatever the shell saw. Run at import, before anything in the job touches CUDA
+    (CUDA reads the variable once per process)."""
+    if os.environ.get("SUBMITIT_EXECUTOR") == "local" and LAUNCHER_VISIBLE_ENV in os.environ:
+        os.environ["CUDA_VISIBLE_DEVICES"] = os.environ[LAUNCHER_VISIBLE_ENV]
+
+
+_take_back_launcher_gpus()

@@ -1,7 +1,8 @@
 """The LightningModule: one SGD step, the paper's iteration schedule, the ResNet-110 warm-up.
 
 Counters live on the device and are read only at log points, so a step never
-waits on the host (no per-step .item()).
+waits on the host (no per-step .item()). They count in float64, exact for any run's counts, except on
+MPS, which holds no float64: float32 there, exact up to 2**24 images between two log points.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Classifier(pl.LightningModule):
         warmup_check_every: int = 50,
         channels_last: bool = True,
         compile: str = "false",
+        accelerator: str = "cpu",
     ):
         super().__init__()
         if channels_last:
@@ -71,8 +73,9 @@ class Classifier(pl.LightningModule):
         self.progress: dict[str, str] = {}  # latest errors, for the progress bar
         self.lr_used = lr  # the lr of the latest step (the scheduler has already moved on when hooks run)
         # [wrong, seen, loss sum] since the last log point, and since the last warm-up check
-        self.register_buffer("train_counts", torch.zeros(3, dtype=torch.float64))
-        self.register_buffer("warmup_counts", torch.zeros(2, dtype=torch.float64))
+        counts = torch.float32 if accelerator == "mps" else torch.float64
+        self.register_buffer("train_counts", torch.zeros(3, dtype=counts))
+        self.register_buffer("warmup_counts", torch.zeros(2, dtype=counts))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_fn(x)
@@ -130,14 +133,14 @@ class Classifier(pl.LightningModule):
         """Error and mean loss on a whole split, in eval mode (BN running statistics)."""
         was_training = self.model.training
         self.model.eval()
-        wrong = torch.zeros((), dtype=torch.float64, device=self.device)
+        wrong = torch.zeros((), dtype=self.train_counts.dtype, device=self.device)  # float64 but on MPS
         loss_sum = torch.zeros_like(wrong)
         seen = 0
         with self.trainer.precision_plugin.forward_context() if self._trainer else torch.autocast("cpu", enabled=False):
             for images, labels in batches:
                 logits = self.model(images).float()
                 wrong += (logits.argmax(1) != labels).sum()
-                loss_sum += F.cross_entropy(logits, labels, reduction="sum").double()
+                loss_sum += F.cross_entropy(logits, labels, reduction="sum").to(loss_sum.dtype)
                 seen += len(labels)
         self.model.train(was_training)
         return {"error": wrong.item() / seen, "loss": loss_sum.item() / seen}

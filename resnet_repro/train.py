@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from .allocator import keep_freed_memory
+from .compute import on_claimed_gpu
 from .config import ConfigError, RunSpec, cpu_name, resolve
 from .data import (
     DataError,
@@ -33,7 +34,7 @@ from .data import (
     load_cifar10,
     split_cifar10,
 )
-from .devices import gpu_slot, use_float32_precision
+from .devices import gpu_slot, require_flock, use_float32_precision
 from .loggers import build as build_loggers
 from .loggers import finish as finish_loggers
 from .module import Classifier
@@ -199,7 +200,11 @@ def _train(spec: RunSpec, run: RunDir, ctrl_c: CtrlC) -> str:
     lock = FileLock(str(run.lock_file))
     try:
         run.path.mkdir(parents=True, exist_ok=True)
+        require_flock(run.path, "the run directory")  # else a killed run's lock would outlive it (devices.py)
         lock.acquire(timeout=0)
+    except ConfigError:
+        _unmake(run, made)
+        raise
     except Timeout:  # before OSError: filelock's Timeout is a TimeoutError
         # It may go on only if the holder says it trains these settings; else RunBusy/ConfigMismatch (exit 2).
         holder = run.check_holder(spec.config)
@@ -218,7 +223,7 @@ def _train(spec: RunSpec, run: RunDir, ctrl_c: CtrlC) -> str:
         if finished := _finished(run):
             return finished
         with gpu_slot(spec.trainer) as gpu:  # None on a CPU; else the GPU this run has to itself (or shares k ways)
-            return _fit(spec, run, gpu, ctrl_c)
+            return _fit(on_claimed_gpu(spec, gpu), run, gpu, ctrl_c)  # precision, compile: for that GPU
     except ConfigError:  # the data refused the run (or a setting that does not fit it): a new run leaves nothing
         if made:
             _unmake(run, made)
@@ -313,6 +318,7 @@ def build_module(spec: RunSpec) -> Classifier:
         warmup_check_every=warmup.check_every,
         channels_last=spec.trainer.channels_last,
         compile=spec.trainer.compile,
+        accelerator=spec.trainer.accelerator,  # MPS counts in float32 (module.py)
     )
 
 
@@ -361,7 +367,17 @@ def build_trainer(spec: RunSpec, root_dir, callbacks: list | None = None, device
         benchmark=settings.cudnn_benchmark and not settings.deterministic,
         default_root_dir=str(root_dir),
         callbacks=[*progress, *(callbacks or [])],
+        plugins=_cluster_environment(),
     )
+
+
+def _cluster_environment() -> list:
+    """Under Slurm, Lightning's Slurm environment without its own requeue on SIGUSR1: submitit's jobs
+    requeue on USR2 (conf/hydra/launcher/slurm.yaml), and the run resumes from its checkpoint either way;
+    two requeue mechanisms in one job could queue it twice."""
+    from lightning_fabric.plugins.environments import SLURMEnvironment
+
+    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
 
 
 def _fit_model(

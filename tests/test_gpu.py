@@ -26,12 +26,18 @@ def fake_gpus(monkeypatch, count: int, capability=(8, 0)) -> None:
 
 @pytest.fixture
 def torch_flags():
-    """Restores the process-wide flags a Trainer sets (TF32, determinism, cuDNN benchmark)."""
+    """Restores the process-wide flags a Trainer sets (TF32, determinism, cuDNN benchmark), in either of
+    torch's spellings of the TF32 switches (fp32_precision from 2.9, allow_tf32 before)."""
     cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
-    saved = (cudnn.conv.fp32_precision, cudnn.rnn.fp32_precision, matmul.fp32_precision, cudnn.benchmark)
+    new_api = hasattr(cudnn, "conv")
+    fp32 = (cudnn.conv.fp32_precision, cudnn.rnn.fp32_precision, matmul.fp32_precision) if new_api else None
+    saved = (cudnn.allow_tf32, matmul.allow_tf32, cudnn.benchmark)
     yield
-    torch.backends.cudnn.conv.fp32_precision, torch.backends.cudnn.rnn.fp32_precision = saved[:2]
-    torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.benchmark = saved[2:]
+    if new_api:
+        cudnn.conv.fp32_precision, cudnn.rnn.fp32_precision, matmul.fp32_precision = fp32
+    else:
+        cudnn.allow_tf32, matmul.allow_tf32 = saved[:2]
+    cudnn.benchmark = saved[2]
     torch.use_deterministic_algorithms(False)
 
 
@@ -88,11 +94,13 @@ def test_precision_and_compile_on_cpu_kinds(monkeypatch):
 def test_32_true_is_fp32_on_cuda_not_tf32(tmp_path, torch_flags):
     fp32 = make_spec(["trainer.accelerator=cpu", "trainer.precision=32-true"], check_data=False)
     build_trainer(fp32, tmp_path)
-    assert torch.backends.cudnn.conv.fp32_precision == "ieee"  # torch's default: "tf32" for cuDNN convolutions
-    assert torch.backends.cuda.matmul.fp32_precision == "ieee"
+    assert not devices.tf32_allowed()  # torch's default: TF32 for cuDNN convolutions
+    if hasattr(torch.backends.cudnn, "conv"):  # torch >= 2.9
+        assert torch.backends.cudnn.conv.fp32_precision == "ieee"
+        assert torch.backends.cuda.matmul.fp32_precision == "ieee"
     # A later run in the same process in bf16 gets torch's defaults back.
     build_trainer(make_spec(["trainer.accelerator=cpu", "trainer.precision=bf16-mixed"], check_data=False), tmp_path)
-    assert torch.backends.cudnn.conv.fp32_precision == "tf32"
+    assert devices.tf32_allowed()
 
 
 def test_deterministic_mode_warns_instead_of_raising(tmp_path, monkeypatch, torch_flags):
@@ -222,3 +230,207 @@ def test_a_run_trains_on_the_gpu_it_claimed_and_frees_it(tiny_batches, tmp_path,
     assert used == [1]
     assert devices.claim(1, wait=False)[0] == 1, "the run's slot is free once it ends"
     other[1].release()
+
+
+# --------------------------------------------------------------------------- the second pass (issue 22)
+
+
+def test_tf32_switch_on_a_torch_before_2_9(torch_flags, monkeypatch):  # monkeypatch undone first
+    """torch < 2.9 has no torch.backends.cudnn.conv (fp32_precision): the switch uses allow_tf32 there."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    monkeypatch.delattr(type(torch.backends.cudnn), "conv", raising=False)  # absent already before 2.9
+    assert not hasattr(torch.backends.cudnn, "conv")
+    try:
+        devices.use_float32_precision("32-true")
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+        assert not devices.tf32_allowed()
+        devices.use_float32_precision("bf16-mixed")  # torch's defaults back
+        assert torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def test_local_launcher_jobs_get_the_shells_gpus_not_0_1(tmp_path, monkeypatch):
+    """CUDA_VISIBLE_DEVICES=4,5 in the shell: submitit's local executor sets 0,1 in each job; the job
+    takes 4,5 back when it imports the project, before anything touches CUDA."""
+    import subprocess
+    import sys
+    import types
+
+    import submitit.local.local as submitit_local
+
+    fake_gpus(monkeypatch, 2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")
+    monkeypatch.delenv(devices.LAUNCHER_VISIBLE_ENV, raising=False)
+    local = launcher_config(monkeypatch, ["hydra/launcher=local"])
+    assert local.gpus_per_node == 2
+    started = {}
+
+    class Process:
+        pid = 0
+
+    def popen(cmd, shell, env):
+        started.update(env=env)
+        return Process()
+
+    monkeypatch.setattr(submitit_local, "subprocess", types.SimpleNamespace(Popen=popen))
+    # what the executor does with gpus_per_node (submitit/local/local.py, _submit_command)
+    submitit_local.start_controller(tmp_path, "cmd", cuda_devices=",".join(str(k) for k in range(local.gpus_per_node)))
+    env = started["env"]
+    assert env["CUDA_VISIBLE_DEVICES"] == "0,1" and env["SUBMITIT_EXECUTOR"] == "local"
+    seen = subprocess.run(
+        [sys.executable, "-c", "import os, resnet_repro.devices; print(os.environ['CUDA_VISIBLE_DEVICES'])"],
+        env={**env, "PYTHONPATH": os.pathsep.join(sys.path)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert seen == "4,5", "a local job must train on the shell's GPUs, not on someone else's 0 and 1"
+
+
+def test_mps_trains_eager_in_fp32_with_no_float64_anywhere(monkeypatch, tmp_path):
+    """trainer.accelerator=mps (faked): fp32, eager even for a long run, and nothing float64 in the module
+    (MPS holds no float64: the counters and evaluate()'s sums). The module then steps and evaluates on the
+    CPU with those dtypes, as far as the CPU can stand in for MPS."""
+    import pytorch_lightning as pl
+
+    from resnet_repro.train import build_module
+
+    fake_gpus(monkeypatch, 0)
+    monkeypatch.setattr("torch.backends.mps.is_available", lambda: True)
+    spec = make_spec(["trainer.accelerator=mps", "depth=8"], check_data=False)
+    assert (spec.trainer.accelerator, spec.trainer.precision, spec.trainer.compile) == ("mps", "32-true", "false")
+    assert spec.steps >= 5000, "compile=auto on MPS stays eager however long the run"
+    module = build_module(spec)
+    float64 = [name for name, t in module.state_dict().items() if t.dtype == torch.float64]
+    assert not float64, f"MPS cannot hold {float64}"
+    summed = []
+    zeros = torch.zeros
+
+    def zeros_spy(*args, **kwargs):
+        summed.append(kwargs.get("dtype"))
+        return zeros(*args, **kwargs)
+
+    images = torch.randn(32, 3, 32, 32).to(memory_format=torch.channels_last)
+    labels = torch.randint(0, 10, (32,))
+    trainer = pl.Trainer(
+        accelerator="cpu", max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False
+    )
+
+    class Batches:  # an iterable of batches, as TrainBatches is (a list would be a list of loaders)
+        def __iter__(self):
+            return iter([(images, labels)] * 2)
+
+    trainer.fit(module, train_dataloaders=Batches())
+    assert trainer.global_step == 2 and module.train_counts.dtype == torch.float32
+    assert module.pop_train_metrics()["error"] <= 1
+    monkeypatch.setattr("resnet_repro.module.torch.zeros", zeros_spy)
+    result = module.evaluate([(images, labels)])
+    assert 0 <= result["error"] <= 1 and summed and torch.float64 not in summed
+
+
+@pytest.mark.parametrize("why", ["old GPU", "no Triton"])
+def test_compile_only_where_triton_compiles(monkeypatch, why):
+    """A P100 / GTX 10xx (capability 6.x) or no Triton (Windows): compile=auto stays eager (each run would
+    fail at its first step); an explicit compile is refused in one line naming the fix."""
+    import sys
+
+    fake_gpus(monkeypatch, 2, (6, 0) if why == "old GPU" else (8, 0))
+    if why == "no Triton":
+        monkeypatch.setitem(sys.modules, "triton", None)
+    t = make_spec(["trainer.accelerator=cuda"], check_data=False).trainer
+    assert t.compile == "false", "a run of 64,000 steps, but torch.compile cannot run here"
+    with pytest.raises(ConfigError, match="use trainer.compile=false"):
+        make_spec(["trainer.accelerator=cuda", "trainer.compile=true"], check_data=False)
+
+
+def test_a_user_id_without_a_name_still_claims_a_gpu(tmp_path, monkeypatch):
+    """docker run -u 1234 (Kubernetes, OpenShift): getpass.getuser() raises; the slots go under uid1234."""
+
+    def no_name():
+        raise KeyError("getpwuid(): uid not found: 1234")
+
+    fake_gpus(monkeypatch, 1)
+    monkeypatch.setattr("getpass.getuser", no_name)
+    monkeypatch.delenv(devices.SLOTS_ENV, raising=False)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path))
+    assert devices.slots_dir() == tmp_path / f"resnet-repro-gpu-slots-uid{os.getuid()}"
+    device, lock = devices.claim(1, wait=False)
+    assert device == 0
+    lock.release()
+
+
+@pytest.mark.parametrize("order", ["old, new", "new, old"])
+def test_precision_and_compile_are_decided_for_the_claimed_gpu(tiny_batches, tmp_path, monkeypatch, order):
+    """A machine with a V100 and an H100: GPU 0 is busy, so the run claims GPU 1 and its precision is
+    that GPU's (bf16 on the H100, fp32 on the V100), not GPU 0's."""
+    from conftest import tiny_overrides
+
+    capabilities = [(7, 0), (9, 0)] if order == "old, new" else [(9, 0), (7, 0)]
+    fake_gpus(monkeypatch, 2)
+    monkeypatch.setattr("torch.cuda.get_device_capability", lambda device=None: capabilities[device or 0])
+    monkeypatch.setenv(devices.SLOTS_ENV, str(tmp_path / "slots"))
+    other = devices.claim(1, wait=False)
+    assert other[0] == 0
+    got = []
+
+    def fit_stub(spec, run, gpu, ctrl_c):
+        got.append((gpu, spec.trainer.precision))
+        raise Stop
+
+    monkeypatch.setattr("resnet_repro.train._fit", fit_stub)
+    spec = make_spec([*tiny_overrides(tiny_batches, tmp_path), "depth=8", "trainer.accelerator=cuda"])
+    with pytest.raises(Stop):
+        train(spec)
+    other[1].release()
+    assert got == [(1, "bf16-mixed" if order == "old, new" else "32-true")]
+
+
+def test_a_file_system_without_flock_is_refused_not_soft_locked(tiny_batches, tmp_path, monkeypatch):
+    """Lustre without -o flock: filelock would silently fall back to an existence lock, which a killed run
+    never frees (every requeued job then skips the run). The run is refused in one line instead."""
+    import errno
+    import fcntl
+
+    from conftest import tiny_overrides
+
+    def no_flock(fd, operation):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    monkeypatch.setattr("resnet_repro.train._fit", lambda *a: pytest.fail("trained without a working lock"))
+    spec = make_spec([*tiny_overrides(tiny_batches, tmp_path / "out"), "depth=8"])
+    with pytest.raises(ConfigError, match="file system without flock.*Lustre mounted -o flock"):
+        train(spec)
+    assert not (tmp_path / "out").exists(), "a refused run leaves nothing"
+
+
+def test_one_gpu_has_one_set_of_slots_however_it_is_spelt(monkeypatch):
+    """CUDA_VISIBLE_DEVICES=0 in one shell and GPU-<uuid> in another: one GPU, so one set of slots."""
+
+    class Properties:
+        uuid = "8e1f0c2a-0000-4000-8000-000000000001"
+
+    monkeypatch.setattr("torch.cuda.get_device_properties", lambda index: Properties())
+    names = set()
+    for spelling in ("0", "GPU-8e1f0c2a-0000-4000-8000-000000000001"):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", spelling)
+        names.add(tuple(devices.physical_ids(1)))
+    assert names == {("GPU-8e1f0c2a-0000-4000-8000-000000000001",)}
+
+
+def test_lightning_does_not_requeue_slurm_jobs_beside_submitit(tmp_path, monkeypatch):
+    """Inside a Slurm job, Lightning's SLURMEnvironment would requeue the job on SIGUSR1 beside
+    submitit's requeue on USR2: its own requeue is off."""
+    for key, value in {
+        "SLURM_JOB_ID": "7",
+        "SLURM_NTASKS": "1",
+        "SLURM_JOB_NAME": "run",
+        "SLURM_NODELIST": "n1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr("lightning_fabric.plugins.environments.slurm._is_srun_used", lambda: True)
+    trainer = build_trainer(make_spec(["trainer.accelerator=cpu"], check_data=False), tmp_path)
+    environment = trainer._accelerator_connector.cluster_environment
+    assert type(environment).__name__ == "SLURMEnvironment" and environment.auto_requeue is False
