@@ -1,5 +1,5 @@
 """How PyTorch's idle CPU threads wait: set by the entry points (run.py, `python -m resnet_repro`,
-the `resnet-repro` command, `python -m resnet_repro.bench`) before they import torch. Importing the
+the `resnet-repro` command, `python -m benchmarks.throughput`) before they import torch. Importing the
 package changes nothing.
 
 A run sets GOMP_SPINCOUNT=30000 unless the environment sets GOMP_SPINCOUNT or OMP_WAIT_POLICY
