@@ -27,7 +27,6 @@ from omegaconf.errors import OmegaConfBaseException
 from .compute import COMPILE_AUTO_MIN_STEPS, resolve_trainer  # noqa: F401 (re-exported)
 from .data import detect_layout, missing_data_message
 from .devices import gpu_count
-from .machine import cpu_flags, cpu_has_native_bf16, cpu_name  # noqa: F401 (re-exported: train, tests)
 from .models import Net
 from .runs import flatten  # also registers the run_name resolver the config uses
 from .spec import ConfigError, Data, Optim, RunSpec, Warmup

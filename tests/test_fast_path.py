@@ -24,9 +24,9 @@ from torch._dynamo.testing import CompileCounter
 from torch._dynamo.utils import counters
 
 from resnet_repro.compute import cpu_kinds
-from resnet_repro.config import COMPILE_AUTO_MIN_STEPS, cpu_has_native_bf16
+from resnet_repro.config import COMPILE_AUTO_MIN_STEPS
 from resnet_repro.data import PAD, TrainBatches
-from resnet_repro.machine import Cpu
+from resnet_repro.machine import Cpu, cpu_has_native_bf16
 from resnet_repro.models import build_model
 from resnet_repro.module import compiled
 from resnet_repro.runs import RunDir
