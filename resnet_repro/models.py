@@ -84,7 +84,7 @@ class Net:
         blocks_per_stage(self.depth)
 
     @property
-    def name(self) -> str:  # as a user types it: plain-56, resnet-110, resnet-56-B
+    def cli_name(self) -> str:  # as a user types it (and its run directory is named): plain-56, resnet-110, resnet-56-B
         return net_name(self.arch, self.depth, self.shortcut)
 
     @property

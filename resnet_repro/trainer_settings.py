@@ -25,8 +25,9 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from .errors import ConfigError
 from .machine import cpu_has_native_bf16, read_cpu
-from .spec import ConfigError, TrainerSettings
+from .spec import TrainerSettings
 
 # Runs shorter than this stay eager under compile=auto: compiling costs 1-3 minutes on the 2-core
 # CPU and the compiled fp32 step is 6-11% faster there, so it pays back after a few thousand steps.

@@ -34,7 +34,7 @@ def figure1(nets: list[NetRuns], out: Path, ymax: float, commit: str) -> tuple[l
     by_net = {n.net: n for n in nets if len(n.usable)}
     wanted = [Net.of("plain", 20), Net.of("plain", 56)]
     shown = [by_net[k] for k in wanted if k in by_net]
-    missing = [k.name for k in wanted if k not in by_net]
+    missing = [k.cli_name for k in wanted if k not in by_net]
     if not shown:
         return [], ["Figure 1: needs plain-20 and plain-56"], []
     skipped = [f"Figure 1: no {' or '.join(missing)} (drawn without)"] if missing else []
@@ -63,7 +63,7 @@ def figure6(nets: list[NetRuns], out: Path, ymax: float, commit: str) -> tuple[l
     drawn = {n.net for panel in panels for n in panel}
     skipped = []
     for side, keys, panel in zip(FIGURE6_SIDES, wanted, panels):
-        missing = [k.name for k in keys if k not in by_net]
+        missing = [k.cli_name for k in keys if k not in by_net]
         if not panel:
             skipped.append(f"Figure 6 {side}: needs {' and '.join(missing)}")
         elif missing:

@@ -61,7 +61,7 @@ def index_markdown(report: Report, nets: list[NetRuns], root: Path, command: str
             f"- data: {text}" if key == "data" else f"- {text}" for key, text in summary(drawn, report.commit).items()
         ]
         lines += [
-            f"- {runs} runs of {len(drawn)} nets ({', '.join(n.name for n in drawn)}); provenance.json lists each",
+            f"- {runs} runs of {len(drawn)} nets ({', '.join(n.display_name for n in drawn)}); provenance.json lists each",
             "",
         ]
     figures = [name for name in FIGURES if f"{name}.png" in written]

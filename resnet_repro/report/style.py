@@ -51,7 +51,7 @@ def colour(net: NetRuns) -> str:
 
 def legend_label(net: NetRuns, style: str = "net", steps: bool = False) -> str:
     """e.g. 'ResNet-56 (3 runs)'; `steps` names the run length, for panels that mix lengths."""
-    label = f"{net.depth}-layer" if style == "layers" else net.name
+    label = f"{net.depth}-layer" if style == "layers" else net.display_name
     notes = [f"{len(net.usable)} runs"] if len(net.usable) > 1 else []
     if steps:
         notes.append(f"steps={net.steps}")
