@@ -12,7 +12,7 @@ keep_freed_memory() raises both thresholds for this process (mallopt): blocks up
 the heap, and the heap no longer shrinks, so the process keeps its peak heap, which it reaches
 every step anyway. It changes where memory comes from, never what is computed. It is
 process-wide and lasts as long as the process. Only glibc has mallopt (Linux); elsewhere it does
-nothing and returns False. trainer.keep_freed_memory says when a run uses it (compute.py).
+nothing and returns False. trainer.keep_freed_memory says when a run uses it (trainer_settings.py).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
 Everything after `resolve` (training, the module, the Trainer, the benchmark, sweeps, the plan) reads
 the RunSpec (spec.py), never the raw config: a setting is parsed in one place, and a bad one is
 refused before any work, in one line that names the fix (ConfigError). How a run computes on this
-machine (`trainer.*`: device, precision, compile, progress, logger) is decided in compute.py. The
+machine (`trainer.*`: device, precision, compile, progress, logger) is decided in trainer_settings.py. The
 defaults are data (resnet_repro/conf/config.yaml, shipped inside the package); this module reads
 them, it never repeats them.
 """
@@ -25,14 +25,14 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .compute import COMPILE_AUTO_MIN_STEPS, resolve_trainer  # noqa: F401 (re-exported)
 from .data import detect_layout, missing_data_message
 from .devices import gpu_count
+from .errors import ConfigError
 from .loggers import check as check_loggers
-from .machine import cpu_flags, cpu_has_native_bf16, cpu_name  # noqa: F401 (re-exported: train, tests)
 from .models import Net
 from .runs import flatten  # also registers the run_name resolver the config uses
-from .spec import ConfigError, Data, Optim, RunSpec, Warmup
+from .spec import Data, Optim, RunSpec, Warmup
+from .trainer_settings import COMPILE_AUTO_MIN_STEPS, resolve_trainer  # noqa: F401 (re-exported)
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 # ${gpu_count:} in a launcher's config (hydra/launcher=local): every GPU of the machine, for every job.

@@ -113,7 +113,8 @@ class Net:
         blocks_per_stage(self.depth, self.block)
 
     @property
-    def name(self) -> str:  # as a user types it: plain-56, resnet-110, resnet-56-B, resnet-164-bottleneck
+    def cli_name(self) -> str:  # as a user types it (and its run directory is named): plain-56, resnet-56-B,
+        # resnet-164-bottleneck
         return net_name(self.arch, self.depth, self.shortcut, self.block)
 
     @property

@@ -1,6 +1,6 @@
 """How a run shows its progress: a live bar on a terminal, a line every 10% in a job's log.
 
-trainer.progress_bar=auto picks between them (compute.py): a tqdm bar redraws itself in place on a
+trainer.progress_bar=auto picks between them (trainer_settings.py): a tqdm bar redraws itself in place on a
 terminal, but in a log file (joblib's and submitit's job logs, Slurm's slurm-*.out) each redraw is
 a new line, thousands per run. `lines` prints ten. Neither reads a value from the device: the errors
 shown are those of the latest log point.

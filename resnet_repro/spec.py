@@ -9,11 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import ConfigError  # noqa: F401 (its old import path, resnet_repro.spec.ConfigError)
 from .models import Net
-
-
-class ConfigError(ValueError):
-    """A bad setting, found before any work starts; the message names the fix."""
 
 
 @dataclass(frozen=True)

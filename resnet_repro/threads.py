@@ -1,5 +1,5 @@
 """How PyTorch's idle CPU threads wait: set by the entry points (run.py, `python -m resnet_repro`,
-the `resnet-repro` command, `python -m resnet_repro.bench`) before they import torch. Importing the
+the `resnet-repro` command, `python -m benchmarks.throughput`) before they import torch. Importing the
 package changes nothing.
 
 A run sets GOMP_SPINCOUNT=30000 unless the environment sets GOMP_SPINCOUNT or OMP_WAIT_POLICY
@@ -16,7 +16,7 @@ development machine, ResNet-20 steps on 2 threads:
 The setting changes how idle threads wait, never what is computed. OpenMP reads it once, when
 PyTorch is first imported, so it cannot be a config option, and code that imports torch before it
 calls `train()` (a notebook, the tests) runs with the environment as it found it. Set
-GOMP_SPINCOUNT (or OMP_WAIT_POLICY) in the environment to choose another (README, Performance).
+GOMP_SPINCOUNT (or OMP_WAIT_POLICY) in the environment to choose another (docs/performance.md).
 """
 
 from __future__ import annotations

@@ -18,12 +18,10 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from filelock import FileLock, Timeout
-from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from .allocator import keep_freed_memory
-from .compute import on_claimed_gpu
-from .config import ConfigError, RunSpec, cpu_name, resolve
+from .config import ConfigError, RunSpec
 from .data import (
     DataError,
     EvalBatches,
@@ -37,18 +35,15 @@ from .data import (
 from .devices import gpu_slot, require_flock, use_float32_precision
 from .loggers import build as build_loggers
 from .loggers import finish as finish_loggers
+from .machine import cpu_name
 from .module import Classifier
 from .progress import progress_callbacks
 from .runs import RunDir, RunFileError, WriteFault, flatten, status_text
 from .stopping import CtrlC, say_stopped
 from .trained_with import code_commit
+from .trainer_settings import on_claimed_gpu
 
-__all__ = ["ConfigError", "RunSpec", "build_module", "build_trainer", "check_config", "train", "trained_with"]
-
-
-def check_config(cfg: DictConfig) -> None:
-    """Every setting a run depends on, checked up front (ConfigError: one line, naming the fix)."""
-    resolve(cfg)
+__all__ = ["ConfigError", "RunSpec", "build_module", "build_trainer", "train", "trained_with"]
 
 
 def trained_with(spec: RunSpec, gpu: int = 0) -> dict:

@@ -1,7 +1,7 @@
 """The benchmark runs end to end (on generated images, tiny timings) and never overwrites a result;
 it counts the nets' FLOPs, states the machine's ceilings and says where a step's time goes.
 
-Speed itself is measured by `python -m resnet_repro.bench`, never asserted here.
+Speed itself is measured by `python -m benchmarks.throughput`, never asserted here.
 """
 
 import csv
@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from resnet_repro.bench import cli
-from resnet_repro.bench.ceiling import Ceiling
-from resnet_repro.bench.cli import main
-from resnet_repro.bench.flops import NetFlops, count_flops
-from resnet_repro.bench.harness import run_spec
-from resnet_repro.bench.paths import BARE_LOOP, PROJECT, reference_path, variant_path
-from resnet_repro.bench.profile import ELSE, STEP, StepProfile, part_of
-from resnet_repro.bench.render import Row, Work, default_out, render
+from benchmarks.throughput import cli
+from benchmarks.throughput.ceiling import Ceiling
+from benchmarks.throughput.cli import main
+from benchmarks.throughput.flops import NetFlops, count_flops
+from benchmarks.throughput.harness import run_spec
+from benchmarks.throughput.paths import BARE_LOOP, PROJECT, reference_path, variant_path
+from benchmarks.throughput.profile import ELSE, STEP, StepProfile, part_of
+from benchmarks.throughput.render import Row, Work, default_out, render
 from resnet_repro.machine import Cpu, Peak
 
 COMMITTED = Path(__file__).resolve().parents[1] / "results" / "bench"
@@ -200,7 +200,7 @@ def test_a_result_file_is_named_by_the_cpu_kind_and_never_overwrites_one(tmp_pat
 def test_the_sweep_measurement_runs_both_ways_and_writes_its_result(tiny_batches, tmp_path):
     from conftest import tiny_overrides
 
-    from resnet_repro.bench import sweeps
+    from benchmarks.throughput import sweeps
 
     out = tmp_path / "sweeps.md"
     tiny = [o for o in tiny_overrides(tiny_batches, tmp_path) if not o.startswith(("data.root=", "out_dir="))]

@@ -23,14 +23,14 @@ from conftest import make_spec, tiny_overrides
 from torch._dynamo.testing import CompileCounter
 from torch._dynamo.utils import counters
 
-from resnet_repro.compute import cpu_kinds
-from resnet_repro.config import COMPILE_AUTO_MIN_STEPS, cpu_has_native_bf16
+from resnet_repro.config import COMPILE_AUTO_MIN_STEPS
 from resnet_repro.data import PAD, TrainBatches
-from resnet_repro.machine import Cpu
+from resnet_repro.machine import Cpu, cpu_has_native_bf16
 from resnet_repro.models import build_model
 from resnet_repro.module import compiled
 from resnet_repro.runs import RunDir
 from resnet_repro.train import build_module, build_trainer, train
+from resnet_repro.trainer_settings import cpu_kinds
 
 POSITIONS = 2 * PAD + 1  # 9 crop offsets per axis
 
@@ -279,8 +279,8 @@ ZEN5 = Cpu("AMD EPYC", "26", "2", ("avx512f", "avx512_bf16"), "AuthenticAMD", 26
 
 
 def cpu_kind(cpu: Cpu):
-    """As if this process ran on `cpu` (compute.py reads it for compile=auto)."""
-    return mock.patch("resnet_repro.compute.read_cpu", lambda: cpu)
+    """As if this process ran on `cpu` (trainer_settings.py reads it for compile=auto)."""
+    return mock.patch("resnet_repro.trainer_settings.read_cpu", lambda: cpu)
 
 
 def test_every_cpu_kind_listed_says_both_precisions():

@@ -60,7 +60,7 @@ def test_precision_and_compile_on_cuda(monkeypatch, accelerator, capability, pre
     assert (long.accelerator, long.precision) == ("cuda", precision)
     assert long.compile == "true", "auto on a GPU: torch.compile's default mode, never CUDA graphs"
     zen5 = Cpu("AMD EPYC", "26", "2", ("avx512f", "avx512_bf16"), "AuthenticAMD", 2696.0)
-    monkeypatch.setattr("resnet_repro.compute.read_cpu", lambda: zen5)  # keeps freed memory on its CPU runs
+    monkeypatch.setattr("resnet_repro.trainer_settings.read_cpu", lambda: zen5)  # keeps freed memory on its CPU runs
     assert not long.keep_freed_memory and not make_spec([], check_data=False).trainer.keep_freed_memory
     short = make_spec([f"trainer.accelerator={accelerator}", "steps=600", "eval_every=200"], check_data=False).trainer
     assert short.compile == "false"
@@ -76,9 +76,9 @@ def test_precision_and_compile_on_cpu_kinds(monkeypatch):
     fake_gpus(monkeypatch, 0)
     # Zen 4: compiling measured faster in fp32, slower in bf16 (conf/cpu_kinds.yaml)
     zen4 = Cpu("AMD EPYC", "25", "17", ("avx512f", "avx512_bf16"), "AuthenticAMD", 2600.0)
-    monkeypatch.setattr("resnet_repro.compute.read_cpu", lambda: zen4)
+    monkeypatch.setattr("resnet_repro.trainer_settings.read_cpu", lambda: zen4)
     for native, precision, compile in ((True, "bf16-mixed", "false"), (False, "32-true", "true")):
-        monkeypatch.setattr("resnet_repro.compute.cpu_has_native_bf16", lambda native=native: native)
+        monkeypatch.setattr("resnet_repro.trainer_settings.cpu_has_native_bf16", lambda native=native: native)
         for accelerator in ("auto", "cpu"):
             t = make_spec([f"trainer.accelerator={accelerator}"], check_data=False).trainer
             assert (t.accelerator, t.precision, t.compile) == ("cpu", precision, compile)

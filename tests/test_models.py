@@ -93,7 +93,7 @@ def test_bad_arch_and_shortcut():
 
 def test_a_nets_identity_and_names():
     assert Net.of("resnet", 56) == Net("resnet", 56, "A") and Net.of("plain", 20).shortcut == "none"
-    assert [Net.of(*a).name for a in (("plain", 20), ("resnet", 56), ("resnet", 56, "A"), ("resnet", 56, "B"))] == [
+    assert [Net.of(*a).cli_name for a in (("plain", 20), ("resnet", 56), ("resnet", 56, "A"), ("resnet", 56, "B"))] == [
         "plain-20",
         "resnet-56",
         "resnet-56",

@@ -64,7 +64,7 @@ def test_single_run_and_its_files(tiny_folders, tmp_path):
 
 def test_option_b_has_its_own_directory(tiny_batches, tmp_path):
     spec = make_spec(["shortcut=B", "depth=8", *tiny_overrides(tiny_batches, tmp_path)])
-    assert str(spec.run_dir).endswith("resnet-8-B/seed0") and spec.net.name == "resnet-8-B"
+    assert str(spec.run_dir).endswith("resnet-8-B/seed0") and spec.net.cli_name == "resnet-8-B"
     assert train(spec) == "done"
     assert load_runs(tmp_path).shortcut.unique().tolist() == ["B"]
 
@@ -117,7 +117,7 @@ def test_python_m_resnet_repro_trains_from_another_directory(tiny_batches, tmp_p
 
 def test_progress_in_a_job_log_is_a_line_every_tenth(tiny_batches, tmp_path, monkeypatch, capsys):
     """Not a terminal (joblib's, submitit's and Slurm's logs): ten lines per run, not a redrawn bar."""
-    from resnet_repro.compute import _progress
+    from resnet_repro.trainer_settings import _progress
 
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     monkeypatch.setattr("sys.stdout.isatty", lambda: True)

@@ -265,7 +265,7 @@ def write_figure7(
     stats.to_csv(report.out_dir / "figure7.csv", index=False)
     n_images = f"a fixed random {images} of the test images" if images else "all test images"
     paths = figure7(nets, stats, report.out_dir, report.commit, n_images)
-    shown = [n for n in nets if (stats.net == n.name).any()]
+    shown = [n for n in nets if (stats.net == n.display_name).any()]
     report.record("figure7", [*paths, report.out_dir / "figure7.csv"], shown, images=n_images)
     return stats
 

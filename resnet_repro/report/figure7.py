@@ -41,7 +41,7 @@ def figure7_stats(
                 continue
             rows += [
                 {
-                    "net": net.name,
+                    "net": net.display_name,
                     "arch": net.arch,
                     "depth": net.depth,
                     "shortcut": net.shortcut,
@@ -68,18 +68,18 @@ def net_style(net: NetRuns) -> dict:
 
 def figure7(nets: list[NetRuns], stats: pd.DataFrame, out: Path, commit: str, n_images: str) -> list[Path]:
     """Std of layer responses, in layer order (top) and sorted by magnitude (bottom)."""
-    shown = [n for n in nets if not stats.empty and (stats.net == n.name).any()]
+    shown = [n for n in nets if not stats.empty and (stats.net == n.display_name).any()]
     mixed = len({n.steps for n in shown}) > 1
     with matplotlib.rc_context(STYLE):
         fig, axes = new_figure("figure7", 2, 1)
         top, bottom = axes[0][0], axes[1][0]
         for net in shown:
-            per_run = stats[stats.net == net.name].pivot_table(index="layer", columns="run", values="std")
+            per_run = stats[stats.net == net.display_name].pivot_table(index="layer", columns="run", values="std")
             ordered = per_run.to_numpy()
             sorted_ = -np.sort(-ordered, axis=0)  # each run sorted on its own, then averaged
             notes = [f"{per_run.shape[1]} runs"] if per_run.shape[1] > 1 else []
             notes += [f"steps={net.steps}"] if mixed else []
-            label = net.name + (f" ({'; '.join(notes)})" if notes else "")
+            label = net.display_name + (f" ({'; '.join(notes)})" if notes else "")
             # plain nets on top, so that a ResNet of the same depth cannot hide them
             zorder = 3 if net.arch == "plain" else 2
             for ax, values in ((top, ordered), (bottom, sorted_)):
@@ -103,7 +103,5 @@ def figure7(nets: list[NetRuns], stats: pd.DataFrame, out: Path, commit: str, n_
         # beside the axes, never over the points; the markers say plain (open squares) or ResNet (filled)
         top.legend(loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, handlelength=3)
         footer = provenance_text(shown, commit) + f"\nresponses after BN, before ReLU/addition; {n_images}"
-        title = (
-            f"Figure 7: std of each 3x3 layer's response on CIFAR-10 test images: {', '.join(n.name for n in shown)}"
-        )
+        title = f"Figure 7: std of each 3x3 layer's response on CIFAR-10 test images: {', '.join(n.display_name for n in shown)}"
         return finish(fig, title, footer, out, "figure7")

@@ -34,7 +34,7 @@ FIGURE6_SIDES = ("left", "middle", "right")
 
 def names(nets: list[NetRuns]) -> str:
     """'plain-20 vs plain-56', 'plain-20': the nets a figure or a panel draws, as its title says them."""
-    return " vs ".join(n.name for n in nets)
+    return " vs ".join(n.display_name for n in nets)
 
 
 def figure1_title(shown: list[NetRuns], missing: list[str]) -> str:
@@ -48,7 +48,9 @@ def figure6_panels(nets: list[NetRuns]) -> list[tuple[str, list[NetRuns]]]:
     for title, arch, depths in paper.FIGURE6_PANELS:
         drawn = [by_net[k] for k in (Net.of(arch, d) for d in depths) if k in by_net]
         if drawn:  # "ResNet-110 vs ResNet-1202" says its nets already: it becomes the names of those drawn
-            panels.append((names(drawn) if " vs " in title else f"{title}: {', '.join(n.name for n in drawn)}", drawn))
+            panels.append(
+                (names(drawn) if " vs " in title else f"{title}: {', '.join(n.display_name for n in drawn)}", drawn)
+            )
     return panels
 
 
@@ -67,7 +69,7 @@ def figure1(nets: list[NetRuns], out: Path, ymax: float, commit: str) -> tuple[l
     by_net = {n.net: n for n in nets if len(n.usable)}
     wanted = [Net.of("plain", 20), Net.of("plain", 56)]
     shown = [by_net[k] for k in wanted if k in by_net]
-    missing = [k.name for k in wanted if k not in by_net]
+    missing = [k.cli_name for k in wanted if k not in by_net]
     if not shown:
         return [], ["Figure 1: needs plain-20 and plain-56"], []
     skipped = [f"Figure 1: no {' or '.join(missing)} (drawn without)"] if missing else []
@@ -97,7 +99,7 @@ def figure6(nets: list[NetRuns], out: Path, ymax: float, commit: str) -> tuple[l
     drawn = {n.net for panel in panels for n in panel}
     skipped = []
     for side, keys, panel in zip(FIGURE6_SIDES, wanted, panels):
-        missing = [k.name for k in keys if k not in by_net]
+        missing = [k.cli_name for k in keys if k not in by_net]
         if not panel:
             skipped.append(f"Figure 6 {side}: needs {' and '.join(missing)}")
         elif missing:

@@ -95,7 +95,7 @@ def gradient_figures(norms: pd.DataFrame, nets: list[NetRuns], out: Path, commit
                                 f["index"], f["norm"], color=shade, lw=1.6, marker="o", ms=2.5, label=f"step {step}"
                             )
                     ax.set_yscale("log")
-                    ax.set_title(f"{net.name}: {'each layer' if kind == 'weight' else 'stem and each block'}")
+                    ax.set_title(f"{net.display_name}: {'each layer' if kind == 'weight' else 'stem and each block'}")
                     ax.set_xlabel("layer index" if kind == "weight" else "block index (0 = stem)")
                     ax.set_ylabel(what)
                     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -178,7 +178,7 @@ def residual_figure(ratios: pd.DataFrame, nets: list[NetRuns], out: Path, commit
         ):
             for net in [n for n in shown if n.arch == arch]:
                 f = ratios[ratios.net == net.cli_name]
-                ax.plot(f["index"], f["ratio"], color=colour(net), lw=1.6, marker="o", ms=3.5, label=net.name)
+                ax.plot(f["index"], f["ratio"], color=colour(net), lw=1.6, marker="o", ms=3.5, label=net.display_name)
             ax.axhline(1.0, color="0.6", lw=0.8)
             ax.set_title(title, fontsize=10)
             ax.set_xlabel("block index")

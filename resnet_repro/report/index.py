@@ -30,7 +30,7 @@ def figure_caption(name: str, nets: list[NetRuns], artifact: dict | None = None)
     """What the image shows, made from the nets it draws (`artifact`: its provenance entry, which names them), as
     its own title is; never a fixed text."""
     recorded = {r["net"] for r in (artifact or {}).get("nets", [])}
-    drawn = [n for n in nets if len(n.usable) and (not recorded or n.name in recorded)]
+    drawn = [n for n in nets if len(n.usable) and (not recorded or n.display_name in recorded)]
     if name == "figure1":
         shown = [n for n in drawn if n.arch == "plain" and n.depth in (20, 56) and n.shortcut == "none"]
         missing = [f"plain-{d}" for d in (20, 56) if d not in {n.depth for n in shown}]
@@ -43,7 +43,7 @@ def figure_caption(name: str, nets: list[NetRuns], artifact: dict | None = None)
         )
     if name == "pairs":
         return pairs_title(pairs_of(drawn)) + " (not a figure of the paper; dashed: training, solid: test error)"
-    shown = ", ".join(n.name for n in drawn)
+    shown = ", ".join(n.display_name for n in drawn)
     return f"Figure 7: std of each 3x3 layer's response on the test images ({shown}), in layer order and sorted"
 
 
@@ -81,7 +81,7 @@ def index_markdown(report: Report, nets: list[NetRuns], root: Path, command: str
             f"- data: {text}" if key == "data" else f"- {text}" for key, text in summary(drawn, report.commit).items()
         ]
         lines += [
-            f"- {runs} runs of {len(drawn)} nets ({', '.join(n.name for n in drawn)}); provenance.json lists each",
+            f"- {runs} runs of {len(drawn)} nets ({', '.join(n.display_name for n in drawn)}); provenance.json lists each",
             "",
         ]
     figures = [name for name in FIGURES if f"{name}.png" in written]

@@ -50,10 +50,10 @@ class NetRuns:
 
     @property
     def cli_name(self) -> str:  # as a user types it: plain-56, resnet-110, resnet-56-B
-        return self.net.name
+        return self.net.cli_name
 
     @property
-    def name(self) -> str:  # as the paper writes it: plain-56, ResNet-110, ResNet-56 (B)
+    def display_name(self) -> str:  # as the paper writes it: plain-56, ResNet-110, ResNet-56 (B)
         return self.net.display_name
 
     @property
@@ -96,12 +96,12 @@ def group_runs(results: Results) -> tuple[list[NetRuns], list[str]]:
         settings, chosen = configs[0]
         for _, other in configs[1:]:
             notes.append(
-                f"{net.name}: left out {len(other)} run(s) with other settings (sweep {', '.join(sorted(set(other.sweep)))}, "
+                f"{net.cli_name}: left out {len(other)} run(s) with other settings (sweep {', '.join(sorted(set(other.sweep)))}, "
                 f"steps={other.steps.iloc[0]}); report that sweep's folder to see them"
             )
         chosen = chosen.reset_index(drop=True)
         for r in chosen[~chosen.status.isin(DRAWN)].itertuples():
-            notes.append(f"{net.name} seed {r.seed}: {r.status} at step {r.last_step}; left out ({r.run})")
+            notes.append(f"{net.cli_name} seed {r.seed}: {r.status} at step {r.last_step}; left out ({r.run})")
         curves = results.curves[results.curves.run.isin(chosen[chosen.status.isin(DRAWN)].run)]
         nets.append(NetRuns(net, int(chosen.steps.iloc[0]), chosen, curves, settings_differing(json.loads(settings))))
     nets.sort(key=lambda n: (n.arch != "plain", n.net.block, n.shortcut, n.depth))

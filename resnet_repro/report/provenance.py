@@ -39,7 +39,7 @@ def summary(nets: list[NetRuns], commit: str) -> dict[str, str]:
     if len(seed_sets) == 1:
         seeds_text = f"seeds {seed_sets.pop()}"
     else:
-        seeds_text = "seeds " + "; ".join(f"{n.name}: {seeds(n.usable)}" for n in nets)
+        seeds_text = "seeds " + "; ".join(f"{n.display_name}: {seeds(n.usable)}" for n in nets)
     lines = {
         "data": " + ".join(sorted({d for n in nets for d in n.usable.dataset})),
         "steps": steps_text,
@@ -65,7 +65,7 @@ def provenance_text(nets: list[NetRuns], commit: str) -> str:
 def net_record(net: NetRuns) -> dict:
     """A net as provenance.json lists it under each artifact: its settings and every run used."""
     return {
-        "net": net.name,
+        "net": net.display_name,
         "arch": net.arch,
         "depth": net.depth,
         "shortcut": net.shortcut,

@@ -76,7 +76,7 @@ def colour(net: NetRuns) -> str:
 
 def legend_label(net: NetRuns, style: str = "net", steps: bool = False) -> str:
     """e.g. 'ResNet-56 (3 runs)'; `steps` names the run length, for panels that mix lengths."""
-    label = f"{net.depth}-layer" if style == "layers" else net.name
+    label = f"{net.depth}-layer" if style == "layers" else net.display_name
     notes = [f"{len(net.usable)} runs"] if len(net.usable) > 1 else []
     if steps:
         notes.append(f"steps={net.steps}")
@@ -133,7 +133,7 @@ def draw(ax, net: NetRuns, split: str, unit: float, label: str | None = None) ->
     x = c.index.to_numpy() / unit
     # gid names the curve for the marks of points above a clipped axis (clipped_marks)
     ax.plot(
-        x, c["mean"], color=colour(net), label=label, gid=f"{net.name} {split}", solid_capstyle="round",
+        x, c["mean"], color=colour(net), label=label, gid=f"{net.display_name} {split}", solid_capstyle="round",
         **SPLIT_STYLE[split],
     )  # fmt: skip
     if len(net.usable) > 1:

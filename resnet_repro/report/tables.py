@@ -42,7 +42,7 @@ def table6_rows(nets: list[NetRuns], commit: str) -> tuple[pd.DataFrame, list[st
             skipped.append(f"Table 6 {net.cli_name}: no finished run ({state})")
             continue
         row = {
-            "net": net.name,
+            "net": net.display_name,
             "arch": net.arch,
             "depth": net.depth,
             "shortcut": net.shortcut,
@@ -89,7 +89,7 @@ def _mean_std(mean: float, std: float) -> str:
 
 
 def table6_markdown(table: pd.DataFrame, nets: list[NetRuns], commit: str) -> str:
-    by_name = {n.name: n for n in nets}
+    by_name = {n.display_name: n for n in nets}
     lines = [
         "# Table 6: classification error on the CIFAR-10 test set (%)",
         "",

@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import machine
+from resnet_repro import machine
+
 from .ceiling import Ceiling
 from .flops import NetFlops
 from .paths import BARE_LOOP, PROJECT, TimedPath

@@ -16,10 +16,10 @@ FLOPs per image) and as a fraction of the CPU's nominal peak and of a measured m
 for the arithmetic the path computes in; and a few steps of (b) are profiled, after the
 timings, to say where a step's time goes.
 
-    python -m resnet_repro.bench --data-root /tmp/cifar10            # real data (any layout data.py reads)
-    python -m resnet_repro.bench                                      # generated images
-    python -m resnet_repro.bench --set trainer.compile=true --depths 20
-    python -m resnet_repro.bench --profile 0                          # no profile of (b)
+    python -m benchmarks.throughput --data-root /tmp/cifar10            # real data (any layout data.py reads)
+    python -m benchmarks.throughput                                      # generated images
+    python -m benchmarks.throughput --set trainer.compile=true --depths 20
+    python -m benchmarks.throughput --profile 0                          # no profile of (b)
 
     paths.py      what is timed: each path as data (kind, workers, thread env, overrides) and its names
     harness.py    (a) and (b), the generated images, the rotation
@@ -27,13 +27,13 @@ timings, to say where a step's time goes.
     process.py    a path timed in a process of its own: (c), and a variant of (a) that changes a
                   process-wide setting (trainer.keep_freed_memory)
     flops.py      FLOPs per image of a net's forward pass and training step, counted
-    ceiling.py    the machine's ceilings: nominal peak (../machine.py), a measured matmul and convolution
+    ceiling.py    the machine's ceilings: nominal peak (resnet_repro/machine.py), a measured matmul and convolution
     profile.py    where a step of (b) spends its time, by part
     render.py     the Markdown and CSV result, and its file name
     cli.py        the command line
-    sweeps.py     a whole sweep one run at a time against side by side (python -m resnet_repro.bench.sweeps)
-    ../machine.py the machine the result names
+    sweeps.py     a whole sweep one run at a time against side by side (python -m benchmarks.throughput.sweeps)
+    resnet_repro/machine.py  the machine the result names
 
-Importing this package imports nothing else: `python -m resnet_repro.bench` sets the thread
-environment (threads.py) before torch is imported.
+Importing this package imports nothing else: `python -m benchmarks.throughput` sets the thread
+environment (resnet_repro/threads.py) before torch is imported.
 """

@@ -1,4 +1,4 @@
-"""`python -m resnet_repro.bench`: the command line, and the run of every path in rotation.
+"""`python -m benchmarks.throughput`: the command line, and the run of every path in rotation.
 
 Before any timing it counts each depth's FLOPs and measures the ceilings (a matmul and a convolution per arithmetic).
 For each depth it builds the paths (a), (b), every reference setting (c) and the variants of (a),
@@ -18,11 +18,12 @@ from pathlib import Path
 
 import torch
 
-from .. import machine
-from ..allocator import keep_freed_memory
-from ..config import ConfigError, RunSpec
-from ..data import Split
-from ..trained_with import code_commit
+from resnet_repro import machine
+from resnet_repro.allocator import keep_freed_memory
+from resnet_repro.config import ConfigError, RunSpec
+from resnet_repro.data import Split
+from resnet_repro.trained_with import code_commit
+
 from .ceiling import ARITHMETIC, measure_ceiling
 from .flops import count_flops
 from .harness import (
@@ -52,7 +53,7 @@ def net_overrides(depth: int, common: list[str], variant: str = "") -> list[str]
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m resnet_repro.bench", description=DESCRIPTION)
+    p = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=DESCRIPTION)
     p.add_argument("--data-root", help="CIFAR-10 in any layout data.py reads; default: generated images")
     p.add_argument("--depths", default="20,56", help="ResNet depths (default 20,56)")
     p.add_argument("--steps", type=int, default=30, help="timed steps per measurement (default 30)")
@@ -127,7 +128,7 @@ def settings(args: argparse.Namespace, base: RunSpec, split: Split, argv: list[s
         "thread environment": ", ".join(omp) or "OMP_* unset (torch's defaults)",
         "timing": f"{args.warmup} warm-up + {args.steps} timed steps per measurement, "
         f"{args.repeats} repeats interleaved",
-        "command": "python -m resnet_repro.bench " + " ".join(argv),
+        "command": "python -m benchmarks.throughput " + " ".join(argv),
         "code": code_commit(),
     }
 

@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import CLASSES
-from ..models import build_model
-from ..threads import project_thread_env, user_thread_env
+from resnet_repro.data import CLASSES
+from resnet_repro.models import build_model
+from resnet_repro.threads import project_thread_env, user_thread_env
+
 from .paths import ThreadEnv, reference_path
 from .process import PathProcess, serve
 
@@ -129,7 +130,7 @@ def reference_process(
     model once and then waits, idle, for each measurement.
     """
     environ = (user_thread_env if thread_env == "default" else project_thread_env)(dict(os.environ))
-    code = "import torch; from resnet_repro.bench.reference import serve_reference; serve_reference()"  # torch first
+    code = "import torch; from benchmarks.throughput.reference import serve_reference; serve_reference()"  # torch first
     args = [str(depth), str(data_root), str(workers), str(device), str(batch_size)]
     return PathProcess(reference_path(workers, thread_env), code, args, environ)
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..models import build_model
+from resnet_repro.models import build_model
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 with one thread each. Both ways run the same sweep (default: plain/ResNet x 20/56) through the real
 command line, on the same data, into folders of their own, and the wall time of each is the result.
 
-    python -m resnet_repro.bench.sweeps --data-root ../shared/data/cifar10-jpeg.tar.xz
-    python -m resnet_repro.bench.sweeps --set steps=400 --out results/bench/sweeps-amd-epyc-f26m2-2c.md
+    python -m benchmarks.throughput.sweeps --data-root ../shared/data/cifar10-jpeg.tar.xz
+    python -m benchmarks.throughput.sweeps --set steps=400 --out results/bench/sweeps-amd-epyc-f26m2-2c.md
 
     one at a time  python run.py -m <sweep>                                      (threads: torch's, one per core)
     side by side   python run.py -m <sweep> hydra/launcher=joblib hydra.launcher.n_jobs=<cores> trainer.threads=1
@@ -22,8 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from .. import machine
-from ..plan import job_overrides
+from resnet_repro import machine
+from resnet_repro.plan import job_overrides
+
 from .render import default_out, taken
 
 SWEEP = ["-m", "experiment=tenth", "report=false", "trainer.progress_bar=lines"]
@@ -66,7 +67,7 @@ def count_runs(overrides: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m resnet_repro.bench.sweeps", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.throughput.sweeps", description=__doc__.splitlines()[0])
     p.add_argument("--data-root", required=True, help="CIFAR-10 for the runs (data.root)")
     p.add_argument("--nets", default=NETS, help=f"the sweep's nets (default: {NETS})")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more overrides, both ways")

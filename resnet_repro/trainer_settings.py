@@ -30,8 +30,9 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from .errors import ConfigError
 from .machine import cpu_has_native_bf16, read_cpu
-from .spec import ConfigError, TrainerSettings
+from .spec import TrainerSettings
 
 # Inductor's GPU code is Triton's, which needs compute capability 7.0 (Volta) or later.
 TRITON_MIN_CAPABILITY = (7, 0)

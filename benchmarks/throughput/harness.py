@@ -28,9 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import record_function
 
-from ..config import RunSpec, compose, resolve
-from ..data import Split, load_cifar10, split_cifar10
-from ..train import build_module, build_trainer, training_batches
+from resnet_repro.config import RunSpec, compose, resolve
+from resnet_repro.data import Split, load_cifar10, split_cifar10
+from resnet_repro.train import build_module, build_trainer, training_batches
+
 from .paths import BARE_LOOP, PROJECT, TimedPath
 from .process import PathProcess, serve
 from .reference import sync
@@ -171,7 +172,7 @@ def training_split(data_root: str | None, spec: RunSpec) -> Split:
 
 def project_process(overrides: list[str], data_root: str | None, path: TimedPath) -> PathProcess:
     """(a) with `overrides` (the benchmark's whole list), in a process of its own (process.py)."""
-    code = "from resnet_repro.bench.harness import serve_project; serve_project()"
+    code = "from benchmarks.throughput.harness import serve_project; serve_project()"
     return PathProcess(path, code, [json.dumps(overrides), data_root or ""], dict(os.environ))
 
 

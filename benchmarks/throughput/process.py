@@ -21,8 +21,9 @@ import resnet_repro
 
 from .paths import TimedPath
 
-# The folder resnet_repro is imported from (a checkout, or site-packages): the child imports it too.
-PACKAGE_PARENT = Path(resnet_repro.__file__).resolve().parent.parent
+# The folders the child imports from: resnet_repro's (a checkout, or site-packages) and this checkout's,
+# which holds benchmarks/ (the benchmark is not part of the package).
+IMPORT_ROOTS = (Path(resnet_repro.__file__).resolve().parent.parent, Path(__file__).resolve().parents[2])
 
 
 class PathProcess:
@@ -31,7 +32,7 @@ class PathProcess:
     def __init__(self, path: TimedPath, code: str, args: list[str], environ: dict[str, str]):
         self.path = path
         environ = dict(environ)
-        environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_PARENT), environ.get("PYTHONPATH")]))
+        environ["PYTHONPATH"] = os.pathsep.join([*map(str, IMPORT_ROOTS), *filter(None, [environ.get("PYTHONPATH")])])
         self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (the child's stderr, closed by close())
         self.process = subprocess.Popen(
             [sys.executable, "-c", code, *args],

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import machine
+from resnet_repro import machine
+
 from .reference import sync
 
 # The precision a path trains in, as a Lightning precision names it -> the arithmetic it runs.

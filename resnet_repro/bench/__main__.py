@@ -1,9 +1,0 @@
-"""`python -m resnet_repro.bench`: the thread environment is set before torch is imported (threads.py)."""
-
-from resnet_repro.threads import use_project_thread_env
-
-use_project_thread_env()
-
-from resnet_repro.bench.cli import main  # noqa: E402 (after the thread environment: OpenMP reads it once)
-
-main()
