@@ -94,7 +94,7 @@ class _Size:
 
     def __init__(self, simulate: bool, compile_modes: list[str], timed_steps: int | None):
         self.compile_modes = compile_modes
-        self.sync_steps = 3 if simulate else SYNC_STEPS
+        self.sync_steps = 4 if simulate else SYNC_STEPS
         self.sync_depth = 8 if simulate else 20
         self.depths = [8] if simulate else list(TIMED_DEPTHS)
         self.batch = 16 if simulate else 128
@@ -187,6 +187,7 @@ def check_sweep(device: str, data: Path, work: Path, size: _Size, say) -> dict:
         "batch_size=16",
         "data.val_size=20",
         "data.cache_dir=null",
+        "data.subset=gpucheck",  # generated images, not CIFAR-10's counts
         f"data.root={data}",
         f"out_dir={out}",
         "name=gpucheck",
@@ -430,9 +431,10 @@ def extrapolate(timing: list[dict]) -> list[dict]:
     """A 64,000-iteration run (steps plus the evaluations of the default config: val 5k + test 10k images
     every eval_every steps) and the Figure-6 sweep run one after another, per precision and compile mode.
     Step time is taken as linear in depth between the two nets timed (one net timed: proportional)."""
-    from .config import defaults
+    from .config import compose
 
-    eval_every, val = int(defaults()["eval_every"]), int(defaults()["data.val_size"])
+    paper = compose([f"steps={FULL_RUN_STEPS}"])  # eval_every follows steps: resolved for the paper's run
+    eval_every, val = int(paper.eval_every), int(paper.data.val_size)
     eval_images = (FULL_RUN_STEPS // eval_every) * (val + 10000)
     out = []
     for precision in PRECISIONS:

@@ -204,7 +204,8 @@ def run_training_batches(
         split.train_images,
         split.train_labels,
         split.mean_image,
-        batch_size or int(run["batch_size"]),
+        # a tiny data set smaller than the run's batch: one batch of all its images
+        min(batch_size or int(run["batch_size"]), len(split.train_labels)),
         int(run["seed"]),
         channels_last=False,
     )

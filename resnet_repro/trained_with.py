@@ -82,9 +82,7 @@ def environment_text(environment: dict) -> str:
     text = f"code {environment.get('code', 'unknown')}, {environment.get('precision', '?')} on {environment.get('device', '?')}"
     text += f" ({hardware})" if hardware else ""
     compile = environment.get("compile")
-    if compile is None:  # runs recorded before the compile setting was
-        text += ", compile not recorded"
-    else:
+    if compile is not None:  # runs recorded before the compile setting say nothing of it
         text += ", eager" if compile == "false" else ", compiled" if compile == "true" else f", compiled ({compile})"
     if environment.get("threads"):
         text += f", {environment['threads']} threads"

@@ -731,6 +731,7 @@ def test_a_sweep_with_a_refused_run_makes_folders_only_for_the_accepted_one(tiny
         f"mix/.outcomes/{launch.name}",
         "mix/resnet-8",
         "mix/resnet-8/seed0",
+        "mix/resnet-8/seed0/snapshots",  # its weight snapshots (trainer.snapshots)
     }
     assert {p.name for p in (out / "mix").iterdir() if p.is_file()} == {"multirun.yaml"}
 

@@ -50,8 +50,8 @@ def test_simulated_check_runs_every_part_and_writes_a_result_that_says_simulated
     sweep = result["sweep"]
     assert sweep["exit"] == 0 and len(sweep["starts"]) == 2 and all(j["state"] == "done" for j in sweep["jobs"])
     assert [(r["precision"], r["compile"], r["steps"]) for r in result["sync"]] == [
-        ("bf16-mixed", "false", 3),
-        ("32-true", "false", 3),
+        ("bf16-mixed", "false", 4),
+        ("32-true", "false", 4),
     ]
     assert result["tf32"]["switches_off"] and result["tf32"]["relative_error"]["conv"] < 1e-4
     assert {(r["depth"], r["precision"]) for r in result["timing"]} == {(8, "bf16-mixed"), (8, "32-true")}

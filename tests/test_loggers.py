@@ -61,8 +61,9 @@ def test_wandb_offline(tiny_batches, tmp_path, monkeypatch):
     assert b"test/error" in data and b"train/loss" in data and b"optim.lr" in data
 
 
-def test_mlflow_file_store(tiny_batches, tmp_path):
+def test_mlflow_file_store(tiny_batches, tmp_path, monkeypatch):
     pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # mlflow 3.x keeps the file store only on request
     from mlflow.tracking import MlflowClient
 
     store = tmp_path / "mlruns"

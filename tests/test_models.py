@@ -198,8 +198,8 @@ def test_cifar_bottleneck_nets_are_9n_plus_2_with_plain_twins(depth):
 
 
 def test_bottleneck_names_and_depths():
-    assert Net.of("resnet", 164, block="bottleneck").name == "resnet-164-bottleneck"
-    assert Net.of("resnet", 29, "B", "bottleneck").name == "resnet-29-B-bottleneck"
+    assert Net.of("resnet", 164, block="bottleneck").cli_name == "resnet-164-bottleneck"
+    assert Net.of("resnet", 29, "B", "bottleneck").cli_name == "resnet-29-B-bottleneck"
     assert Net.of("plain", 29, block="bottleneck").display_name == "plain-29 (bottleneck)"
     assert Net.of("resnet", 56, block="bottleneck") != Net.of("resnet", 56)  # 56 is both 6n+2 and 9n+2
     assert net_name("resnet", 20, None, "basic") == net_name("resnet", 20) == "resnet-20"
