@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from resnet_repro import load_net
@@ -33,66 +32,11 @@ SHARED_ARCHIVE = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.xz"
 needs_weights = pytest.mark.skipif(not REFERENCE_WEIGHTS.is_dir(), reason="no ../shared/reference-weights")
 
 
-# ---------------------------------------------------------------- akamaster's resnet.py, the parts that compute
-class LambdaLayer(nn.Module):
-    def __init__(self, lambd):
-        super().__init__()
-        self.lambd = lambd
+def reference(depth: int) -> nn.Module:
+    """akamaster's resnet.py (the same code the data cross-check trains with, written apart from this project's)."""
+    from benchmarks.crosscheck import ResNet as AkamasterResNet
 
-    def forward(self, x):
-        return self.lambd(x)
-
-
-class BasicBlock(nn.Module):
-    expansion = 1
-
-    def __init__(self, in_planes, planes, stride=1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=1, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or in_planes != planes:
-            self.shortcut = LambdaLayer(
-                lambda x: F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, planes // 4, planes // 4), "constant", 0)
-            )
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        out += self.shortcut(x)
-        return F.relu(out)
-
-
-class ResNet(nn.Module):
-    def __init__(self, num_blocks, num_classes=10):
-        super().__init__()
-        self.in_planes = 16
-        self.conv1 = nn.Conv2d(3, 16, kernel_size=3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        self.layer1 = self._make_layer(16, num_blocks[0], stride=1)
-        self.layer2 = self._make_layer(32, num_blocks[1], stride=2)
-        self.layer3 = self._make_layer(64, num_blocks[2], stride=2)
-        self.linear = nn.Linear(64, num_classes)
-
-    def _make_layer(self, planes, num_blocks, stride):
-        layers = []
-        for s in [stride] + [1] * (num_blocks - 1):
-            layers.append(BasicBlock(self.in_planes, planes, s))
-            self.in_planes = planes
-        return nn.Sequential(*layers)
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.layer3(self.layer2(self.layer1(out)))
-        out = F.avg_pool2d(out, out.size()[3])
-        return self.linear(out.view(out.size(0), -1))
-
-
-def reference(depth: int) -> ResNet:
-    n = (depth - 2) // 6
-    return ResNet([n, n, n])
+    return AkamasterResNet((depth - 2) // 6)
 
 
 def randomized(net: nn.Module, seed: int) -> nn.Module:
