@@ -91,6 +91,12 @@ def configuration(settings: dict) -> dict:
     return {k: v for k, v in settings.items() if k != "seed"}
 
 
+def settings_diff(old: dict, new: dict) -> str:
+    """The first settings two runs differ in, as "key: old -> new, ..." (empty when they are one run)."""
+    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    return ", ".join(f"{k}: {old.get(k)} -> {new.get(k)}" for k in changed[:4])
+
+
 class ConfigMismatch(ValueError):
     """An existing run directory was made with another config."""
 
@@ -302,9 +308,7 @@ class RunDir:
             )
         process = f"pid {record.get('pid')} on {record.get('host')}"
         old, new = record["settings"], json.loads(json.dumps(run_settings(cfg), default=str))
-        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-        if changed:
-            diffs = ", ".join(f"{k}: {old.get(k)} -> {new.get(k)}" for k in changed[:4])
+        if diffs := settings_diff(old, new):
             raise ConfigMismatch(
                 f"another process ({process}) is training {self.path} with other settings ({diffs}); "
                 f"use another name=<sweep> or out_dir=, or wait for it and restore its values"
@@ -323,9 +327,7 @@ class RunDir:
                 f"unreadable {self.config_file} ({_first_line(e)}); restore it, or delete {self.path} to retrain the run"
             ) from None
         new = run_settings(cfg)
-        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-        if changed:
-            diffs = ", ".join(f"{k}: {old.get(k)} -> {new.get(k)}" for k in changed[:4])
+        if diffs := settings_diff(old, new):
             raise ConfigMismatch(
                 f"{self.path} was made with another config ({diffs}); "
                 f"use another name=<sweep> or out_dir=, or restore the old values"
