@@ -180,21 +180,33 @@ def _decode(data: bytes, name: str) -> np.ndarray:
 
 def _stack(items: dict[str, list[tuple[str, bytes]]], where: str) -> tuple[torch.Tensor, torch.Tensor]:
     """items: class name -> [(file name, bytes)]; sorted by class index, then file name."""
-    unknown = sorted(set(items) - set(CLASSES))
-    if unknown or not items:
-        raise DataError(f"{where} has class folders {sorted(items)}; expected CIFAR-10's {', '.join(CLASSES)}")
-    empty = [name for name in CLASSES if not items.get(name)]
-    if empty:  # a 9-class set on a 10-way head would report its error as CIFAR-10's
-        raise DataError(
-            f"{where} has no images of {', '.join(empty)}: CIFAR-10 has ten classes on both sides; "
-            f"give the whole data set (folders {', '.join(CLASSES)}, each with images)"
-        )
+    check_classes({name: len(files) for name, files in items.items()}, where)
     images, labels = [], []
     for label, name in enumerate(CLASSES):
         for file_name, data in sorted(items.get(name, [])):
             images.append(_decode(data, f"{where}/{name}/{file_name}"))
             labels.append(label)
     return torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64)
+
+
+def _archive_error(path: Path, e: Exception) -> DataError:
+    what = "not a tar archive, or a damaged one" if isinstance(e, tarfile.ReadError) else _first_line(e)
+    return DataError(
+        f"cannot read archive {path} ({what}); check the file (a download cut short?) or unpack it and give the folder"
+    )
+
+
+def check_classes(counts: dict[str, int], where: str) -> None:
+    """counts: class folder name -> its number of images; CIFAR-10's ten, each with images, or DataError."""
+    unknown = sorted(set(counts) - set(CLASSES))
+    if unknown or not counts:
+        raise DataError(f"{where} has class folders {sorted(counts)}; expected CIFAR-10's {', '.join(CLASSES)}")
+    empty = [name for name in CLASSES if not counts.get(name)]
+    if empty:  # a 9-class set on a 10-way head would report its error as CIFAR-10's
+        raise DataError(
+            f"{where} has no images of {', '.join(empty)}: CIFAR-10 has ten classes on both sides; "
+            f"give the whole data set (folders {', '.join(CLASSES)}, each with images)"
+        )
 
 
 def _read_folders(root: Path) -> tuple[torch.Tensor, ...]:
@@ -227,10 +239,7 @@ def _read_archive(path: Path) -> tuple[torch.Tensor, ...]:
                 if split in by_split:
                     by_split[split].setdefault(class_name, []).append((file_name, tar.extractfile(member).read()))
     except Exception as e:  # noqa: BLE001 (TarError, OSError, EOFError, lzma/zlib errors mid-stream: one line)
-        what = "not a tar archive, or a damaged one" if isinstance(e, tarfile.ReadError) else _first_line(e)
-        raise DataError(
-            f"cannot read archive {path} ({what}); check the file (a download cut short?) or unpack it and give the folder"
-        ) from None
+        raise _archive_error(path, e) from None
     return (*_stack(by_split["train"], f"{path}:train"), *_stack(by_split["test"], f"{path}:test"))
 
 
@@ -272,20 +281,61 @@ def _source_label(root: Path, layout: str) -> str:
 def check_counts(data: Cifar10, subset: str | None, root) -> None:
     """CIFAR-10 is 5,000 training and 1,000 test images per class (the decoders check 32x32 RGB and ten
     classes); anything else is refused unless data.subset names it a deliberate subset."""
-    if subset is not None:
-        return
-    counts = {
-        side: torch.bincount(labels, minlength=len(CLASSES)).tolist()
-        for side, labels in (("training", data.train_labels), ("test", data.test_labels))
-    }
-    if counts["training"] == [TRAIN_PER_CLASS] * 10 and counts["test"] == [TEST_PER_CLASS] * 10:
+    counts = [
+        torch.bincount(labels, minlength=len(CLASSES)).tolist() for labels in (data.train_labels, data.test_labels)
+    ]
+    _check_per_class(*counts, subset, root)
+
+
+def _check_per_class(train: list[int], test: list[int], subset: str | None, root) -> None:
+    """train, test: images per class, in CLASSES order."""
+    if subset is not None or (train == [TRAIN_PER_CLASS] * 10 and test == [TEST_PER_CLASS] * 10):
         return
     raise DataError(
-        f"data.root={root} holds {len(data.train_labels)} training and {len(data.test_labels)} test images "
-        f"(per class: {_counts_text(counts['training'])} and {_counts_text(counts['test'])}), not CIFAR-10's "
+        f"data.root={root} holds {sum(train)} training and {sum(test)} test images "
+        f"(per class: {_counts_text(train)} and {_counts_text(test)}), not CIFAR-10's "
         f"{TRAIN_PER_CLASS} and {TEST_PER_CLASS} of each class; give the whole data set, or name a deliberate "
         f"subset with data.subset=<name>"
     )
+
+
+def survey(root: str | os.PathLike, subset: str | None = None) -> None:
+    """What loading would refuse, found without decoding an image (the dry run's check): the class folders and
+    the images per class on both sides, from the file names (folders, archives) or the labels (batches).
+    Nothing to say where there is no data (config.py says that) or the data is fine; DataError otherwise."""
+    root = Path(root).expanduser()
+    layout = detect_layout(root)
+    if layout is None:
+        return
+    if layout == "batches":  # the pickles are read whole, but nothing is decoded
+        _, train_labels, _, test_labels = _read_batches(root)
+        counts = [torch.bincount(y, minlength=len(CLASSES)).tolist() for y in (train_labels, test_labels)]
+        return _check_per_class(*counts, subset, root)
+    names: dict[str, dict[str, int]] = {"train": {}, "test": {}}
+    try:
+        if layout == "folders":
+            for split, classes in names.items():
+                for class_dir in (p for p in (root / split).iterdir() if p.is_dir()):
+                    classes[class_dir.name] = sum(p.suffix.lower() in IMAGE_SUFFIXES for p in class_dir.iterdir())
+        else:
+            with tarfile.open(root) as tar:
+                for member in tar:
+                    parts = Path(member.name).parts
+                    if member.isfile() and len(parts) >= 3 and parts[-1].lower().endswith(IMAGE_SUFFIXES):
+                        if parts[-3] in names:
+                            names[parts[-3]][parts[-2]] = names[parts[-3]].get(parts[-2], 0) + 1
+    except OSError as e:
+        raise DataError(
+            f"cannot read {e.filename or root} ({e.strerror or _first_line(e)}); give a readable data.root"
+        ) from None
+    except Exception as e:  # noqa: BLE001 (a damaged archive: as _read_archive says it)
+        raise _archive_error(root, e) from None
+    where = (
+        {"train": f"{root}:train", "test": f"{root}:test"} if layout == "archive" else {s: str(root / s) for s in names}
+    )
+    for split, classes in names.items():
+        check_classes(classes, where[split])
+    _check_per_class(*([names[split][c] for c in CLASSES] for split in ("train", "test")), subset, root)
 
 
 def _counts_text(counts: list[int]) -> str:

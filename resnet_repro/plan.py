@@ -15,6 +15,7 @@ usually faster, and its 1-3 minutes of compiling are not counted.
 
 from __future__ import annotations
 
+import functools
 import statistics
 import sys
 import time
@@ -96,7 +97,24 @@ def plan_run(overrides: list[str], label: str = "") -> Planned:
                 planned.state = "running elsewhere (skipped)"
     except (ConfigMismatch, RunFileError) as e:
         planned.state = f"refused: {e}"
+    if planned.state == "new" or planned.state.startswith("resume"):
+        refusal = data_refusal(str(spec.data.root), spec.data.subset)
+        if refusal:
+            planned.state = f"refused: {refusal}"
     return planned
+
+
+@functools.cache
+def data_refusal(root: str, subset: str | None) -> str | None:
+    """What training would refuse in the data (the classes and the images per class, found without decoding an
+    image), once per data root: None where there is nothing to say."""
+    from .data import DataError, survey
+
+    try:
+        survey(root, subset)
+    except DataError as e:
+        return str(e)
+    return None
 
 
 def measure_step(spec, steps_at_least: int = 3, seconds: float = 2.0) -> float:
@@ -215,8 +233,11 @@ def plan(args: list[str], measure: bool = True, say=print) -> int:
     for p in invalid:
         print(f"error: {p.run_id}: {p.state.removeprefix('invalid: ')}", file=sys.stderr)
     refused = [p for p in planned if p.state.startswith("refused")]
+    by_reason: dict[str, list[str]] = {}  # one line per reason: bad data refuses every run alike
     for p in refused:
-        print(f"error: {p.run_id}: {p.state.removeprefix('refused: ')}", file=sys.stderr)
+        by_reason.setdefault(p.state.removeprefix("refused: "), []).append(p.run_id)
+    for reason, runs in by_reason.items():
+        print(f"error: {runs[0] if len(runs) == 1 else f'{len(runs)} runs'}: {reason}", file=sys.stderr)
     return 2 if invalid or refused else 0
 
 

@@ -155,8 +155,8 @@ def check_not_swept(config: DictConfig, key: str) -> None:
 
 
 class SweepSummary(Callback):
-    """Prints done / failed / diverged / invalid / stopped counts when a sweep ends; exits 1 if any run
-    failed, diverged, was invalid or was stopped."""
+    """Prints done / failed / diverged / invalid / stopped / running counts when a sweep ends; exits 1 if any run
+    is not done (a run another process trains included: a scheduler must not take the sweep for finished)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         # Before Hydra makes the sweep's folder (out_dir/name): a name that would leave out_dir makes nothing.
@@ -187,5 +187,5 @@ class SweepSummary(Callback):
         for (state, message), runs in by_reason.items():
             named = runs[0] if len(runs) == 1 else f"{len(runs)} runs ({', '.join(runs)})"
             print(f"  {state:8s} {named}  {message}")
-        if counts["failed"] or counts["invalid"] or counts["diverged"] or counts["stopped"]:
+        if set(counts) - {"done"}:  # failed, invalid, diverged, stopped, or running in another process: not done
             sys.exit(1)

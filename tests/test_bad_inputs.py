@@ -231,6 +231,35 @@ def test_a_bad_setting_is_one_line_and_makes_nothing(tiny_batches, bad_data, tmp
     assert not (tmp_path / "out").exists() and not (tmp_path / "abs").exists(), "a refused run makes no folder"
 
 
+# The dry run refuses what training would refuse in the data wherever no image needs decoding (classes, counts,
+# unreadable archives and batches); a corrupt or wrong-sized image is found only when the data is decoded.
+DRY_RUN_DATA = [
+    s
+    for s in SETTINGS
+    if s[0].startswith(("data.root={", "data.subset")) and "image}" not in s[0] and "nowhere" not in s[0]
+]
+
+
+@pytest.mark.parametrize("args, code, says", DRY_RUN_DATA, ids=[s[0] for s in DRY_RUN_DATA])
+def test_the_dry_run_refuses_data_training_would_refuse(tiny_batches, bad_data, tmp_path, capsys, args, code, says):
+    out = tmp_path / "out" / "exp"
+    argv = command_line(args, [*tiny_overrides(tiny_batches, out), "depth=8", "dry_run=true"], tmp=tmp_path, **bad_data)
+    status, _, err = run_cli(argv, capsys)
+    assert status == code and says in one_line(err), err[-3000:]
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_dry_run_says_a_data_refusal_once_for_a_sweep(tiny_batches, bad_data, tmp_path, capsys):
+    argv = command_line(
+        "-m depth=8,14 arch=plain,resnet data.root={no_cat_train}",
+        [*tiny_overrides(tiny_batches, tmp_path / "out" / "exp"), "dry_run=true"],
+        **bad_data,
+    )
+    status, out, err = run_cli(argv, capsys)
+    assert status == 2 and one_line(err).startswith("error: 4 runs: ") and "has no images of cat" in err
+    assert out.count("refused: ") == 4
+
+
 # --------------------------------------------------------------------------- a run's files, damaged, on resume
 
 
@@ -397,6 +426,18 @@ def test_a_locked_run_is_left_only_to_a_process_training_its_settings(tiny_batch
     assert not run.status_file.exists() and not run.config_file.exists(), "the run is left to its holder"
 
 
+def test_a_sweep_with_a_run_another_process_trains_is_not_done(tiny_batches, tmp_path, capsys):
+    overrides = [*tiny_overrides(tiny_batches, tmp_path / "exp"), "depth=8"]
+    spec = make_spec(overrides)
+    run = RunDir(spec.run_dir)
+    run.path.mkdir(parents=True)
+    with FileLock(str(run.lock_file)):
+        holder_says(run, run_settings(spec.config))
+        status, out, err = run_cli(["-m", *overrides], capsys)
+    assert status == 1, err[-3000:]
+    assert "1 runs: 1 running" in out and "being trained by another process" in out
+
+
 # --------------------------------------------------------------------------- the environment: folders, caches, disks
 
 
@@ -500,11 +541,13 @@ def test_a_full_disk_at_a_checkpoint_fails_the_run_in_one_line_keeping_the_last_
 # --------------------------------------------------------------------------- the report's folder
 
 # Where `python -m resnet_repro.report` is pointed (issue #25): (what is there first, exit status, fragment of
-# the one line). It writes only into a folder that is empty, its own, or holds none of a report's file names.
+# the one line). It writes only into a folder that is empty (but for a README.md) or its own.
 # fmt: off
 REPORT_FOLDERS = {
     "the user's table6.csv": (lambda out: (out.mkdir(), (out / "table6.csv").write_text("mine\n")), 2, "holds table6.csv, which no report wrote there"),
     "the user's figure1.png and claims.md": (lambda out: (out.mkdir(), (out / "figure1.png").write_text("mine\n"), (out / "claims.md").write_text("mine\n")), 2, "holds claims.md, figure1.png, which no report wrote"),
+    "the user's notes, no report's name": (lambda out: (out.mkdir(), (out / "notes.txt").write_text("mine\n")), 2, "holds notes.txt, which no report wrote there: a report writes only into an empty folder or its own"),
+    "a runs folder": (lambda out: (out.mkdir(), (out / "plain-20").mkdir(), (out / "plain-20" / "metrics.csv").write_text("mine\n")), 2, "holds plain-20, which no report wrote there"),
     "a regular file": (lambda out: out.write_text("mine\n"), 2, "is a file, not a folder; give the report a folder with -o"),
     "under a regular file": (lambda out: out.parent.write_text("mine\n"), 2, "cannot make the report folder"),
     "under /proc": (lambda out: None, 2, "cannot make the report folder /proc/resnet-repro-report"),
@@ -536,6 +579,79 @@ def test_a_report_replaces_its_own_files_whole_and_drops_its_stale_ones(tmp_path
     assert report.main([str(tmp_path / "runs"), "-o", str(out), "--no-figure7"]) == 0
     assert not (out / "figure7.csv").exists() and (out / "table6.csv").is_file()
     assert not [p for p in tmp_path.iterdir() if ".report-tmp" in p.name], "no staging folder is left"
+
+
+def report_twice(tmp_path, between=lambda out: None):
+    """A report into tmp_path/out, then (after `between`) a second one of runs that changed: (out, the first
+    report's files, their bytes)."""
+    fake_run(tmp_path / "runs", "plain", 20, 0, HEALTHY)
+    out = tmp_path / "out"
+    assert report.main([str(tmp_path / "runs"), "-o", str(out), "--no-figure7"]) == 0
+    between(out)
+    first = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    fake_run(tmp_path / "runs", "resnet", 20, 0, HEALTHY)  # the next report differs: a second net
+    return out, first
+
+
+def tree(folder: Path) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["one-step exchange", "two renames"])
+def test_a_kill_before_the_swap_leaves_the_old_report_whole(tmp_path, monkeypatch, exchange):
+    from resnet_repro.report import build
+
+    out, first = report_twice(tmp_path)
+
+    def killed(*args):
+        raise KeyboardInterrupt  # where a kill would stop it
+
+    if exchange:  # killed just before the one-step exchange
+        monkeypatch.setattr(build, "_exchange", killed)
+    else:  # no exchange here: killed between setting the old folder aside and renaming the new one into place
+        monkeypatch.setattr(build, "_exchange", lambda a, b: False)
+        real = os.rename
+        monkeypatch.setattr(build.os, "rename", lambda a, b: killed() if Path(b) == out else real(a, b))
+    with pytest.raises(KeyboardInterrupt):
+        report.main([str(tmp_path / "runs"), "-o", str(out), "--no-figure7"])
+    monkeypatch.undo()
+    if not exchange:
+        assert not out.exists(), "the kill fell between the two renames"
+        build.recover(out)  # what the next report (or campaign collect) does first
+    assert tree(out) == first, "the old report, whole"
+    assert report.main([str(tmp_path / "runs"), "-o", str(out), "--no-figure7"]) == 0
+    assert tree(out) != first and "ResNet-20" in (out / "table6.md").read_text()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "nothing left beside it"
+
+
+def test_a_report_keeps_the_users_files_and_runs_in_its_folder(tmp_path):
+    def add_users_files(out):
+        (out / "notes.txt").write_text("mine\n")
+        (out / "runs" / "plain-20").mkdir(parents=True)
+        (out / "runs" / "plain-20" / "metrics.csv").write_text("kept\n")
+
+    out, first = report_twice(tmp_path, add_users_files)
+    inode = (out / "runs" / "plain-20" / "metrics.csv").stat().st_ino
+    assert report.main([str(tmp_path / "runs"), "-o", str(out), "--no-figure7"]) == 0
+    assert (out / "notes.txt").read_text() == "mine\n"
+    assert (out / "runs" / "plain-20" / "metrics.csv").read_text() == "kept\n"
+    assert (out / "runs" / "plain-20" / "metrics.csv").stat().st_ino == inode, "linked into the new folder, not copied"
+    assert "ResNet-20" in (out / "table6.md").read_text()
+
+
+def test_a_file_written_into_the_old_folder_during_the_swap_is_carried_over(tmp_path, monkeypatch):
+    from resnet_repro.report import build
+
+    out, _ = report_twice(tmp_path)
+    real = build._swap
+
+    def swap_while_a_run_writes(new, old):
+        (old / "late.txt").write_text("written between the mirroring and the swap\n")
+        real(new, old)
+
+    monkeypatch.setattr(build, "_swap", swap_while_a_run_writes)
+    assert report.main([str(tmp_path / "runs"), "-o", str(out), "--no-figure7"]) == 0
+    assert (out / "late.txt").read_text().startswith("written between")
 
 
 # --------------------------------------------------------------------------- campaign files, malformed

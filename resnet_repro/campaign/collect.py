@@ -64,7 +64,10 @@ def collect(name: str, root: Path | None = None, report: bool = True) -> None:
             continue
         if report:
             from ..report import make_report
+            from ..report.build import claim_folder
 
+            if {p.name for p in folder.iterdir()} <= {"runs", "RUN.md", "README.md"}:  # what collect itself makes
+                claim_folder(folder)  # the experiment's report is written beside its runs
             make_report(folder / "runs", folder, command=f"python -m resnet_repro.campaign collect {name}")
         path = folder / "RUN.md"
         earlier = path.read_text() if path.is_file() else ""

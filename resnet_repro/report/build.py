@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
+import glob
 import json
 import os
 import shutil
@@ -53,8 +55,8 @@ ARTIFACTS = (
 )
 
 
-# A folder a report wrote holds this file: only such a folder (or an empty one, or one holding none of the
-# names above) is written into, so a report never replaces a user's own table6.csv.
+# A folder a report wrote holds this file: only such a folder (or an empty one) is written into, so a report never
+# replaces or removes a user's own table6.csv.
 FOLDER_MARKER = ".written-by-resnet-repro-report"
 
 
@@ -117,10 +119,10 @@ def make_report(
     prepare_folder(out)
     if verbose:
         print(f"report of {root} -> {out}", flush=True)
-    # Made whole in a hidden folder of its own, then each file renamed into place (provenance.json last): a
-    # reader or a kill mid-report never meets a half-written file, and no artifact is lost before its successor.
-    # Beside `out`, not in it: the index names the runs folder relative to where it is written.
-    staging = out.parent / f".{out.name}.report-tmp{os.getpid()}"
+    # Made whole in a hidden folder of its own beside `out` (the index names the runs folder relative to where it
+    # is written), then swapped with `out` in one step: a reader or a kill mid-report meets the old report or the
+    # new one, never a mix, and never a half-written file.
+    staging = out.parent / f".{out.name}{STAGING}{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
         staging.mkdir()
@@ -129,7 +131,7 @@ def make_report(
         report = _make(
             results, nets, notes, ymax, root, staging, figure7_on, data_root, device, figure7_images, verbose, command
         )
-        publish(report, out)
+        publish(report, out, staging)
     except OSError as e:
         raise ReportFolderError(
             f"cannot write the report into {out} ({e.strerror or e}); free space or give -o a writable folder"
@@ -142,8 +144,10 @@ def make_report(
 
 
 def prepare_folder(out: Path) -> None:
-    """`out` made, and fit for a report: a folder this user can write, empty, a report's own, or holding none of
-    the names a report writes (ReportFolderError, one line, otherwise)."""
+    """`out` made, and fit for a report: a folder this user can write that is empty (but for a README.md, which
+    the index keeps) or was written by a report (ReportFolderError, one line, otherwise). A report killed
+    mid-swap is finished first."""
+    recover(out)
     if out.exists() and not out.is_dir():
         raise ReportFolderError(f"{out} is a file, not a folder; give the report a folder with -o")
     try:
@@ -154,12 +158,21 @@ def prepare_folder(out: Path) -> None:
         ) from None
     if (out / FOLDER_MARKER).is_file() or _old_report(out):
         return
-    clash = sorted(name for name in ARTIFACTS if (out / name).exists())
-    if clash:
+    foreign = sorted(p.name for p in out.iterdir() if p.name != INDEX)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise ReportFolderError(
-            f"{out} holds {', '.join(clash)}, which no report wrote there: a report would replace them; give the "
-            f"report an empty folder with -o, or move those files away"
+            f"{out} holds {shown}, which no report wrote there: a report writes only into an empty folder or its "
+            f"own; give the report an empty folder with -o, or move those files away"
         )
+
+
+def claim_folder(out: Path) -> None:
+    """Mark `out` as a report's folder: a later report may replace its artifacts (campaign collect marks the
+    results folder it fills with runs and then reports into)."""
+    (out / FOLDER_MARKER).write_text(
+        "This folder is written by python -m resnet_repro.report; it may replace its files.\n"
+    )
 
 
 def _old_report(out: Path) -> bool:
@@ -170,22 +183,119 @@ def _old_report(out: Path) -> bool:
         return False
 
 
-def publish(report: Report, out: Path) -> None:
-    """Rename each file made in the staging folder into `out` (one atomic step each, provenance.json last),
-    then remove the artifacts of an earlier report that this one did not make."""
-    written = sorted(report.written, key=lambda p: p.name == "provenance.json")
-    (out / FOLDER_MARKER).write_text(
-        "This folder is written by python -m resnet_repro.report; it may replace its files.\n"
-    )
-    for path in written:
-        os.replace(path, out / path.name)
-    names = {p.name for p in written}
-    for name in ARTIFACTS:
-        if name not in names:
-            (out / name).unlink(missing_ok=True)
-    for stale in remove_stale(out, keep=names):  # gradient-flow and F(x)+x files (report/gradients.py)
-        stale.unlink()
+def publish(report: Report, out: Path, staging: Path) -> None:
+    """Make `staging` the whole new folder (the new artifacts, and hard links to everything else in `out` that is
+    not an earlier report's artifact), swap it with `out` in one step, then remove the old folder."""
+    owned = _owned(out)
+    for entry in out.iterdir():
+        if entry.name not in owned and not os.path.lexists(staging / entry.name):
+            _mirror(entry, staging / entry.name)  # the user's files and the runs: linked, not copied
+    claim_folder(staging)
+    _swap(staging, out)  # staging now holds the old folder
+    _carry_late(staging, out, owned)
+    shutil.rmtree(staging)
     report.out_dir, report.written = out, [out / p.name for p in report.written]
+
+
+def _owned(folder: Path) -> set[str]:
+    """The names in `folder` that a report made: a later report replaces or drops them; nothing else is touched."""
+    return {*ARTIFACTS, FOLDER_MARKER, INDEX, *(p.name for p in remove_stale(folder))}
+
+
+def _mirror(source: Path, target: Path) -> None:
+    """`target` the same tree as `source`: files hard-linked (copied where the file system has no links)."""
+    if source.is_symlink():
+        os.symlink(os.readlink(source), target)
+    elif source.is_dir():
+        shutil.copytree(source, target, symlinks=True, copy_function=_link)
+    else:
+        _link(source, target)
+
+
+def _link(source, target) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _carry_late(old: Path, new: Path, owned: set[str]) -> None:
+    """Files something else wrote into the old folder between the mirroring and the swap, into the new one."""
+    for path in sorted(old.rglob("*")):
+        relative = path.relative_to(old)
+        if relative.parts[0] in owned or os.path.lexists(new / relative) or path.is_dir():
+            continue
+        (new / relative).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, new / relative)
+
+
+# The staging folder of a report (beside its folder, with the pid) and, where the two folders cannot be swapped in
+# one step, the old folder set aside for the moment between the two renames.
+STAGING, ASIDE = ".report-tmp", ".report-old"
+
+
+def _swap(new: Path, old: Path) -> None:
+    """`new` and `old` exchanged. Linux does it in one step (renameat2 RENAME_EXCHANGE); elsewhere `old` is set
+    aside and `new` renamed into its place, and `recover` puts the old folder back if a kill falls in between."""
+    if _exchange(new, old):
+        return
+    aside = old.parent / f".{old.name}{ASIDE}{os.getpid()}"
+    os.rename(old, aside)
+    try:
+        os.rename(new, old)
+    except OSError:
+        os.rename(aside, old)
+        raise
+    os.rename(aside, new)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """renameat2(a, b, RENAME_EXCHANGE): True if done, False where the system or file system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:  # glibc before 2.28, musl
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):  # a file system without exchange
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def recover(out: Path) -> None:
+    """What a report killed mid-publish left: its old folder set aside with `out` gone (put back), its staging
+    folders and old folders (removed, after carrying over any file that is not an earlier report's)."""
+    for leftover in sorted(out.parent.glob(f".{glob.escape(out.name)}{ASIDE}*")) if out.parent.is_dir() else []:
+        if not _pid_alive(leftover.name.rpartition(ASIDE)[2]):
+            if not out.exists():
+                os.rename(leftover, out)
+                print(f"[report] {out} put back from {leftover.name}, where a report killed mid-swap left it")
+            else:
+                _carry_late(leftover, out, _owned(leftover))
+                shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in out.parent.glob(f".{glob.escape(out.name)}{STAGING}*") if out.parent.is_dir() else []:
+        if not _pid_alive(leftover.name.rpartition(STAGING)[2]) and out.is_dir():
+            _carry_late(leftover, out, _owned(leftover))
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _pid_alive(text: str) -> bool:
+    """The process that left a folder named with its pid is still running (this one's left it in a report that
+    failed, and is not)."""
+    try:
+        if int(text) == os.getpid():
+            return False
+        os.kill(int(text), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _make(
