@@ -23,7 +23,9 @@ def files(folder) -> list:
 
 
 def test_quick_preset_plan(tiny_batches, tmp_path, capsys):
-    status, lines, err = planned(["-m", "experiment=quick", f"data.root={tiny_batches}", f"out_dir={tmp_path}"], capsys)
+    status, lines, err = planned(
+        ["-m", "experiment=quick", f"data.root={tiny_batches}", "data.subset=tiny", f"out_dir={tmp_path}"], capsys
+    )
     assert status == 0 and err == ""
     assert lines[0].startswith("plan: 4 runs, launcher BasicLauncher")
     rows = [line.split() for line in lines if str(tmp_path) in line]
@@ -75,7 +77,7 @@ def test_plan_states_of_existing_runs(tiny_batches, tmp_path, monkeypatch, capsy
 
 @pytest.mark.parametrize("args", [["depth=21"], ["-m", "depth=20,21"], ["dept=20"], ["trainer.compile=banana"]])
 def test_bad_settings_fail_in_the_plan_as_in_a_run(tiny_batches, tmp_path, capsys, args):
-    status, _, err = planned([*args, f"data.root={tiny_batches}", f"out_dir={tmp_path}"], capsys)
+    status, _, err = planned([*args, f"data.root={tiny_batches}", "data.subset=tiny", f"out_dir={tmp_path}"], capsys)
     assert status == 2 and len(err.strip().splitlines()) == 1
     assert any(m in err for m in ("depth=21 is not 6n+2", "did you mean depth=20", "trainer.compile=banana is unknown"))
     assert files(tmp_path) == []
@@ -88,6 +90,7 @@ def test_dry_run_from_the_command_line(tiny_batches, tmp_path):
             "experiment=quick",
             "batch_size=16",
             f"data.root={tiny_batches}",
+            "data.subset=tiny",  # the tiny data is not CIFAR-10's counts: the plan refuses it as a run would
             f"out_dir={tmp_path}",
             switch,
             cwd=REPO,
