@@ -226,18 +226,21 @@ def _read_folders(root: Path) -> tuple[torch.Tensor, ...]:
     return tuple(out)
 
 
+def _archive_images(tar: tarfile.TarFile):
+    """(member, split, class name, file name) of each image under [top/]train|test/<class>/ in the archive."""
+    for member in tar:
+        parts = Path(member.name).parts
+        if member.isfile() and len(parts) >= 3 and parts[-1].lower().endswith(IMAGE_SUFFIXES):
+            if parts[-3] in ("train", "test"):  # an optional top folder: [top/]split/class/file
+                yield member, *parts[-3:]
+
+
 def _read_archive(path: Path) -> tuple[torch.Tensor, ...]:
     by_split: dict[str, dict[str, list[tuple[str, bytes]]]] = {"train": {}, "test": {}}
     try:
         with tarfile.open(path) as tar:
-            for member in tar:
-                parts = Path(member.name).parts
-                # accept an optional top folder: [top/]split/class/file
-                if not member.isfile() or len(parts) < 3 or not parts[-1].lower().endswith(IMAGE_SUFFIXES):
-                    continue
-                split, class_name, file_name = parts[-3:]
-                if split in by_split:
-                    by_split[split].setdefault(class_name, []).append((file_name, tar.extractfile(member).read()))
+            for member, split, class_name, file_name in _archive_images(tar):
+                by_split[split].setdefault(class_name, []).append((file_name, tar.extractfile(member).read()))
     except Exception as e:  # noqa: BLE001 (TarError, OSError, EOFError, lzma/zlib errors mid-stream: one line)
         raise _archive_error(path, e) from None
     return (*_stack(by_split["train"], f"{path}:train"), *_stack(by_split["test"], f"{path}:test"))
@@ -319,11 +322,8 @@ def survey(root: str | os.PathLike, subset: str | None = None) -> None:
                     classes[class_dir.name] = sum(p.suffix.lower() in IMAGE_SUFFIXES for p in class_dir.iterdir())
         else:
             with tarfile.open(root) as tar:
-                for member in tar:
-                    parts = Path(member.name).parts
-                    if member.isfile() and len(parts) >= 3 and parts[-1].lower().endswith(IMAGE_SUFFIXES):
-                        if parts[-3] in names:
-                            names[parts[-3]][parts[-2]] = names[parts[-3]].get(parts[-2], 0) + 1
+                for _, split, class_name, _ in _archive_images(tar):
+                    names[split][class_name] = names[split].get(class_name, 0) + 1
     except OSError as e:
         raise DataError(
             f"cannot read {e.filename or root} ({e.strerror or _first_line(e)}); give a readable data.root"
