@@ -21,9 +21,11 @@ writes results/crosscheck/<name>/: metrics.csv (step, split, error, loss, lr, el
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -225,6 +227,7 @@ def main(argv=None) -> int:
         args.val_size,
     )
     tmp = Path(tempfile.mkdtemp(prefix="crosscheck-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # 176 MB of batches; every exit path leaves none
     write_cifar_batches(split, tmp)
     train_tf = T.Compose([T.RandomHorizontalFlip(), T.RandomCrop(32, 4), T.ToTensor(), T.Normalize(MEAN, STD)])
     eval_tf = T.Compose([T.ToTensor(), T.Normalize(MEAN, STD)])
