@@ -460,9 +460,12 @@ def augment(
     b, _, h, w = images.shape
     x = torch.nn.functional.pad(normalize(images, mean_image, channels_last=False), (PAD, PAD, PAD, PAD))
     dev = images.device
-    dy = torch.randint(0, 2 * PAD + 1, (b,), device=dev, generator=generator)
-    dx = torch.randint(0, 2 * PAD + 1, (b,), device=dev, generator=generator)
-    flip = torch.rand(b, device=dev, generator=generator) < 0.5
+    # Drawn on the CPU whatever the device (a few hundred numbers), then moved: CPU and CUDA generators
+    # draw differently for one seed, and a run checkpointed on one and resumed on the other must see the
+    # batches it would have. non_blocking: a plain copy would be a synchronising one on CUDA.
+    dy = torch.randint(0, 2 * PAD + 1, (b,), generator=generator).to(dev, non_blocking=True)
+    dx = torch.randint(0, 2 * PAD + 1, (b,), generator=generator).to(dev, non_blocking=True)
+    flip = (torch.rand(b, generator=generator) < 0.5).to(dev, non_blocking=True)
     ar_h, ar_w = torch.arange(h, device=dev), torch.arange(w, device=dev)
     rows = dy[:, None] + ar_h  # [B, H]
     cols = dx[:, None] + torch.where(flip[:, None], ar_w.flip(0), ar_w)  # [B, W]
@@ -472,9 +475,10 @@ def augment(
     return out if channels_last else out.contiguous()
 
 
-def _generator(device: torch.device, *seed_parts: int) -> torch.Generator:
+def _generator(*seed_parts: int) -> torch.Generator:
+    """A CPU generator seeded by `seed_parts`: every device draws the same batches for one seed."""
     seed = int.from_bytes(hashlib.sha256(repr(seed_parts).encode()).digest()[:8], "little") >> 1
-    return torch.Generator(device=device).manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
 
 
 class TrainBatches:
@@ -482,7 +486,8 @@ class TrainBatches:
 
     The data lives on the training device as uint8. Each epoch is a fresh permutation
     (drop_last, so every batch has the same shape), and batch k is augmented with a
-    generator seeded by (seed, k): a resumed run sees exactly the batches it would have.
+    generator seeded by (seed, k): a resumed run sees exactly the batches it would have, on any device
+    (the draws are made on the CPU).
     """
 
     def __init__(
@@ -510,13 +515,10 @@ class TrainBatches:
             e, i = divmod(step, self.steps_per_epoch)
             if e != epoch:
                 epoch = e
-                order = torch.randperm(
-                    len(self.labels), device=self.device, generator=_generator(self.device, self.seed, e)
-                )
+                order = torch.randperm(len(self.labels), generator=_generator(self.seed, e))
+                order = order.to(self.device, non_blocking=True)
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
-            images = augment(
-                self.images[idx], self.mean_image, _generator(self.device, self.seed, e, i), self.channels_last
-            )
+            images = augment(self.images[idx], self.mean_image, _generator(self.seed, e, i), self.channels_last)
             yield images, self.labels[idx]
             step += 1
 

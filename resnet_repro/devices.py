@@ -174,6 +174,46 @@ def gpu_slot(trainer: TrainerSettings, say=print) -> Iterator[int | None]:
         lock.release()
 
 
+@contextlib.contextmanager
+def analysis_device(device: str, runs_per_gpu: int = 1, say=print) -> Iterator[str]:
+    """Where a report's forward and backward passes run (Figure 7, test predictions, gradients): `device`
+    as given, except on CUDA. There a bare "cuda" becomes the GPU of a slot claimed as a run claims one
+    (an end-of-sweep report never piles onto a GPU that another sweep's runs fill), and float32 runs in
+    full fp32, not TF32: the statistics are of the fp32 nets the runs trained. The TF32 switches are put
+    back as they were when the block ends."""
+    if torch.device(device).type != "cuda":
+        yield device
+        return
+    saved = _tf32_switches()
+    use_float32_precision("32-true")
+    try:
+        if device != "cuda":  # a GPU named by the user ("cuda:1"): theirs to choose
+            yield device
+            return
+        index, lock = claim(runs_per_gpu, say=say)
+        try:
+            yield f"cuda:{index}"
+        finally:
+            lock.release()
+    finally:
+        _set_tf32_switches(saved)
+
+
+def _tf32_switches() -> tuple:
+    if hasattr(torch.backends.cudnn, "conv"):
+        b = torch.backends
+        return b.cudnn.conv.fp32_precision, b.cudnn.rnn.fp32_precision, b.cuda.matmul.fp32_precision
+    return torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+
+
+def _set_tf32_switches(saved: tuple) -> None:
+    b = torch.backends
+    if hasattr(b.cudnn, "conv"):
+        b.cudnn.conv.fp32_precision, b.cudnn.rnn.fp32_precision, b.cuda.matmul.fp32_precision = saved
+    else:
+        b.cudnn.allow_tf32, b.cuda.matmul.allow_tf32 = saved
+
+
 def use_float32_precision(precision: str) -> None:
     """Under 32-true, float32 convolutions and matmuls in full fp32 ("ieee"), as the paper trained:
     torch's default lets cuDNN run fp32 convolutions in TF32 (10-bit mantissa) on Ampere and later.

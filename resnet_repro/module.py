@@ -7,6 +7,8 @@ MPS, which holds no float64: float32 there, exact up to 2**24 images between two
 
 from __future__ import annotations
 
+import os
+
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -35,6 +37,26 @@ def compiled(model: nn.Module, compile: str) -> nn.Module:
     # which keeps several, compiles an earlier one again in its warm-up steps).
     torch._dynamo.reset()
     return torch.compile(model, mode=None if compile == "true" else compile, dynamic=False)
+
+
+def compile_workers(on_gpu: bool, runs_per_gpu: int) -> int:
+    """Inductor's compile workers for one run: its share of the cores. Inductor's default, min(32, cores)
+    in every process, makes a 16-job sweep start 16 x cores workers at once. On a CPU the share is the
+    run's own thread count (trainer.threads, or the cores // n_jobs joblib gives each worker); on GPUs,
+    the cores over the runs that can train at once (runs_per_gpu on each visible GPU)."""
+    share = torch.get_num_threads()
+    if on_gpu:
+        share = min(share, (os.cpu_count() or 1) // max(1, torch.cuda.device_count() * runs_per_gpu))
+    return max(1, min(32, share))
+
+
+def limit_compile_workers(on_gpu: bool, runs_per_gpu: int) -> None:
+    """Sets compile_workers() as Inductor's pool size, before the first compile creates the pool, unless
+    the user set TORCHINDUCTOR_COMPILE_THREADS (theirs wins; the campaign sets 1)."""
+    if "TORCHINDUCTOR_COMPILE_THREADS" not in os.environ:
+        import torch._inductor.config
+
+        torch._inductor.config.compile_threads = compile_workers(on_gpu, runs_per_gpu)
 
 
 class Classifier(pl.LightningModule):

@@ -192,6 +192,45 @@ def _row(p: Planned) -> tuple[str, ...]:
     return (p.run_dir, state, t.accelerator, t.precision, compile, str(p.spec.steps), estimate)
 
 
+def _trains(p: Planned) -> bool:
+    return p.spec is not None and (p.state == "new" or p.state.startswith("resume"))
+
+
+# Of a GPU's memory, what a run may count on: the CUDA context, cuDNN's workspace and the allocator's
+# slack take the rest (a rule of thumb, not a measurement).
+USABLE_GPU_MEMORY = 0.9
+
+
+def gpu_memory_warnings(planned: list[Planned]) -> dict[tuple, str]:
+    """Per (net, batch) of the CUDA runs that would not fit the smallest visible GPU: a one-line warning
+    (the runs are still planned: the count is an estimate). Memory per run: the activations a step saves
+    for backward (costs.saved_for_backward, fp32) and its weights, gradients and momentum (12 bytes per
+    parameter); runs_per_gpu runs share a GPU."""
+    import torch
+
+    from .costs import saved_for_backward
+
+    cuda = [p for p in planned if p.spec.trainer.accelerator == "cuda"]
+    if not cuda or not torch.cuda.device_count():
+        return {}
+    gpus = [torch.cuda.get_device_properties(i) for i in range(torch.cuda.device_count())]
+    smallest = min(gpus, key=lambda g: g.total_memory)
+    warnings = {}
+    settings = {(p.spec.net, p.spec.batch_size, p.spec.trainer.runs_per_gpu) for p in cuda}
+    for net, batch, runs in sorted(settings, key=lambda s: (s[0].depth, s[0].cli_name, s[1], s[2])):
+        need = saved_for_backward(net, batch) + 12 * net.parameters
+        if need * runs > USABLE_GPU_MEMORY * smallest.total_memory:
+            shared = f" and {runs} runs share a GPU (trainer.runs_per_gpu={runs})" if runs > 1 else ""
+            fix = "trainer.runs_per_gpu=1, or a GPU with more memory" if runs > 1 else "a GPU with more memory"
+            warnings[(net, batch)] = (
+                f"warning: {net.cli_name} at batch_size={batch} needs about {need / 2**30:.1f} GiB of GPU memory "
+                f"(activations saved for backward, counted in fp32, plus weights, gradients, momentum){shared}; the smallest GPU here "
+                f"({smallest.name}) has {smallest.total_memory / 2**30:.1f} GiB, so it would run out at its first "
+                f"step (not timed here): use {fix}"
+            )
+    return warnings
+
+
 def table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
@@ -214,9 +253,12 @@ def plan(args: list[str], measure: bool = True, say=print) -> int:
     if invalid and not multirun:
         print(f"error: {invalid[0].state.removeprefix('invalid: ')}", file=sys.stderr)
         return 2
+    too_big = gpu_memory_warnings([p for p in planned if _trains(p)])
+    for line in too_big.values():
+        print(line, file=sys.stderr)
     timed: dict[tuple, float] = {}  # seconds per step, per net and setting: seeds share one measurement
     for p in planned:
-        if p.spec is not None and (p.state == "new" or p.state.startswith("resume")):
+        if _trains(p) and (p.spec.net, p.spec.batch_size) not in too_big:  # timing it would run out of memory
             t = p.spec.trainer
             key = (p.spec.net, p.spec.batch_size, t.accelerator, t.precision, t.channels_last, t.threads)
             if measure and key not in timed:

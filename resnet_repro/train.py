@@ -36,7 +36,7 @@ from .devices import gpu_slot, require_flock, use_float32_precision
 from .loggers import build as build_loggers
 from .loggers import finish as finish_loggers
 from .machine import cpu_name
-from .module import Classifier
+from .module import Classifier, limit_compile_workers
 from .progress import progress_callbacks
 from .runs import RunDir, RunFileError, WriteFault, flatten, status_text
 from .stopping import CtrlC, say_stopped
@@ -385,6 +385,8 @@ def _fit_model(
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
     trainer = build_trainer(spec, run.path, device=gpu)
     device = trainer.strategy.root_device
+    if spec.trainer.compiled:
+        limit_compile_workers(device.type == "cuda", spec.trainer.runs_per_gpu)
     channels_last = spec.trainer.channels_last
     train_batches = training_batches(spec, split, device, start_step=lambda: trainer.global_step)
     eval_args = {

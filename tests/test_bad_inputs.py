@@ -910,3 +910,14 @@ def test_ctrl_c_keeps_the_step_says_how_to_resume_and_exits_130(tiny_batches, tm
     )
     assert metrics(run) == metrics(RunDir(tmp_path / "whole" / "default" / "resnet-8" / "seed0"))
     assert run.status()["state"] == "done"
+
+
+def test_a_sweep_whose_runs_are_all_refused_writes_no_report(tiny_batches, tmp_path):
+    out = tmp_path / "exp"
+    result = run_py("-m", *tiny_overrides(tiny_batches, out), "name=none", "depth=8,14", "optim.lr=-1")
+    assert result.returncode == 1 and "2 runs: 2 invalid" in result.stdout, result.stdout[-3000:]
+    assert "no report: no run under" in result.stdout
+    assert not (out / "none" / "report").exists(), "no report folder that says only 'skipped everything'"
+    # one refusal for every run: said once when it happens (stderr), and once in the summary (stdout)
+    said = "optim.lr=-1 must be a number > 0"
+    assert result.stderr.count(said) == 1 and result.stdout.count(said) == 1

@@ -8,7 +8,7 @@ import time
 
 import pytest
 import torch
-from conftest import make_spec
+from conftest import make_spec, tiny_overrides
 
 from resnet_repro import devices
 from resnet_repro.config import CONF_DIR, ConfigError
@@ -434,3 +434,104 @@ def test_lightning_does_not_requeue_slurm_jobs_beside_submitit(tmp_path, monkeyp
     trainer = build_trainer(make_spec(["trainer.accelerator=cpu"], check_data=False), tmp_path)
     environment = trainer._accelerator_connector.cluster_environment
     assert type(environment).__name__ == "SLURMEnvironment" and environment.auto_requeue is False
+
+
+# --------------------------------------------------------------------------- second pass, the smaller ones
+
+
+def test_augmentation_is_drawn_on_the_cpu_whatever_the_device(monkeypatch):
+    """CPU and CUDA generators draw differently for one seed: a run checkpointed on one device type and
+    resumed on the other would silently see other batches. Every draw is made by a CPU generator and moved."""
+    from resnet_repro import data
+
+    drawn_on = []
+    for name in ("randperm", "randint", "rand"):
+        real = getattr(torch, name)
+
+        def spy(*args, real=real, **kwargs):
+            drawn_on.append((kwargs["generator"].device.type, torch.device(kwargs.get("device") or "cpu").type))
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(data.torch, name, spy)
+    images, labels = torch.zeros(40, 3, 32, 32, dtype=torch.uint8), torch.arange(40) % 10
+    stream = data.TrainBatches(images, labels, torch.zeros(3, 32, 32), 16, seed=3, device="meta")
+    x, y = next(iter(stream))  # meta: any device but the CPU (no generator can live there)
+    assert x.device.type == "meta" and x.shape == (16, 3, 32, 32)
+    assert drawn_on and set(drawn_on) == {("cpu", "cpu")}
+
+
+def test_a_reports_forward_passes_claim_a_gpu_slot_and_run_in_fp32(tmp_path, monkeypatch, torch_flags):
+    """Figure 7 at the end of a sweep ran on GPU 0 whoever held it, and in TF32 (torch's default for cuDNN)."""
+    from omegaconf import OmegaConf
+
+    from resnet_repro.report import callback
+
+    fake_gpus(monkeypatch, 2)
+    monkeypatch.setenv(devices.SLOTS_ENV, str(tmp_path))
+    devices.use_float32_precision("bf16-mixed")  # torch's defaults: TF32 allowed
+    _, held = devices.claim(1)  # another sweep's run holds GPU 0
+    seen = []
+
+    def make_report(root, out, device, command):
+        seen.append((device, devices.tf32_allowed(), devices.claim(1, wait=False)))
+
+    monkeypatch.setattr(callback, "make_report", make_report)
+    config = OmegaConf.create(
+        {"report": True, "hydra": {"sweep": {"dir": str(tmp_path)}}, "trainer": {"runs_per_gpu": 1}}
+    )
+    callback.ReportCallback().on_multirun_end(config)
+    assert seen[0][:2] == ("cuda:1", False), "a free GPU's slot, fp32 convolutions"
+    assert seen[0][2] is None, "the slot was held while the report ran"
+    assert devices.tf32_allowed(), "the TF32 switches are put back"
+    held.release()
+    assert devices.claim(1, wait=False) is not None, "and the slot is freed"
+    with devices.analysis_device("cpu") as device:
+        assert device == "cpu"
+
+
+def test_compile_workers_are_the_runs_share_of_the_cores(monkeypatch):
+    """Inductor's default pool is min(32, cores) per process: a 16-job sweep started 16 x cores workers."""
+    import torch._inductor.config as inductor
+
+    from resnet_repro.module import compile_workers, limit_compile_workers
+
+    threads = torch.get_num_threads()
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    monkeypatch.delenv("TORCHINDUCTOR_COMPILE_THREADS", raising=False)
+    monkeypatch.setattr(inductor, "compile_threads", 16)
+    try:
+        torch.set_num_threads(1)  # a joblib worker of a 16-job sweep: cores // n_jobs threads
+        assert compile_workers(on_gpu=False, runs_per_gpu=1) == 1
+        limit_compile_workers(on_gpu=False, runs_per_gpu=1)
+        assert inductor.compile_threads == 1
+        torch.set_num_threads(16)
+        fake_gpus(monkeypatch, 8)
+        assert compile_workers(on_gpu=True, runs_per_gpu=2) == 1, "16 runs train at once on 8 GPUs"
+        fake_gpus(monkeypatch, 1)
+        assert compile_workers(on_gpu=True, runs_per_gpu=1) == 16, "one run alone keeps every core"
+        monkeypatch.setenv("TORCHINDUCTOR_COMPILE_THREADS", "3")
+        limit_compile_workers(on_gpu=True, runs_per_gpu=1)
+        assert inductor.compile_threads == 1, "the user's setting wins (Inductor reads it itself)"
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_dry_run_warns_when_a_net_will_not_fit_the_gpu(tiny_batches, tmp_path, monkeypatch, capsys):
+    """ResNet-1202 at batch 128 keeps ~11 GiB for backward: on an 8 GiB card every step runs out of memory,
+    and the dry run's own timing step would be the first to."""
+    from resnet_repro import plan
+
+    class Card:
+        name, total_memory, uuid = "Tesla P4", 8 * 2**30, "8e1f0c2a-0000-4000-8000-000000000002"
+
+    fake_gpus(monkeypatch, 1, capability=(6, 1))
+    monkeypatch.setattr("torch.cuda.get_device_properties", lambda index: Card())
+    timed = []
+    monkeypatch.setattr(plan, "measure_step", lambda spec, **kw: timed.append(spec.net.depth) or 0.5)
+    overrides = [o for o in tiny_overrides(tiny_batches, tmp_path) if not o.startswith("batch_size")]
+    status = plan.plan(["-m", "arch=resnet", "depth=20,1202", "trainer.accelerator=cuda", *overrides])
+    err = capsys.readouterr().err
+    assert status == 0 and timed == [20], "the net that fits is timed; the one that does not is not"
+    lines = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert len(lines) == 1 and "resnet-1202 at batch_size=128 needs about 11.2 GiB" in lines[0], err
+    assert "Tesla P4" in lines[0] and "8.0 GiB" in lines[0]

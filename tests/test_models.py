@@ -273,3 +273,13 @@ def test_a_cifar_bottleneck_net_trains_with_the_same_commands(tiny_batches, tmp_
         text=True,
     )
     assert refused.returncode == 2 and "not 9n+2" in refused.stderr + refused.stdout
+
+
+@pytest.mark.parametrize(
+    "arch, depth, block", [("plain", 20, "basic"), ("resnet", 56, "basic"), ("resnet", 29, "bottleneck")]
+)
+def test_memory_saved_for_backward_extrapolates_exactly(arch, depth, block):
+    """The dry run's GPU-memory warning extrapolates from one and two blocks per stage: equal to a direct count."""
+    net = Net.of(arch, depth, block=block)
+    assert costs.saved_for_backward(net, 64) == costs._saved_bytes(net, 64)
+    assert costs.saved_for_backward(Net.of("resnet", 1202), 128) / 2**30 == pytest.approx(11.03, abs=0.01)

@@ -8,10 +8,12 @@ folder or a bad argument.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 import torch
 
+from ..devices import analysis_device
 from .build import ReportFolderError, make_report
 
 
@@ -49,16 +51,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--device {device} is not a device torch knows; use auto, cpu or cuda")
     command = " ".join(["python -m resnet_repro.report", *(argv if argv is not None else sys.argv[1:])])
     try:
-        report = make_report(
-            args.root,
-            args.out,
-            args.ymax,
-            not args.no_figure7,
-            args.data_root,
-            device,
-            args.figure7_images,
-            command=command,
-        )
+        with analysis_device(device) if not args.no_figure7 else contextlib.nullcontext(device) as device:
+            report = make_report(
+                args.root,
+                args.out,
+                args.ymax,
+                not args.no_figure7,
+                args.data_root,
+                device,
+                args.figure7_images,
+                command=command,
+            )
     except (FileNotFoundError, ReportFolderError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
