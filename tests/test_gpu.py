@@ -467,9 +467,12 @@ def test_a_reports_forward_passes_claim_a_gpu_slot_and_run_in_fp32(tmp_path, mon
     from resnet_repro.report import callback
 
     fake_gpus(monkeypatch, 2)
-    monkeypatch.setenv(devices.SLOTS_ENV, str(tmp_path))
+    monkeypatch.setenv(devices.SLOTS_ENV, str(tmp_path / "slots"))
     devices.use_float32_precision("bf16-mixed")  # torch's defaults: TF32 allowed
     _, held = devices.claim(1)  # another sweep's run holds GPU 0
+    sweep = tmp_path / "sweep"
+    (sweep / "plain-20").mkdir(parents=True)
+    (sweep / "plain-20" / "metrics.csv").write_text("step\n1\n")  # a run that trained: there is a report to make
     seen = []
 
     def make_report(root, out, device, command):
@@ -477,7 +480,7 @@ def test_a_reports_forward_passes_claim_a_gpu_slot_and_run_in_fp32(tmp_path, mon
 
     monkeypatch.setattr(callback, "make_report", make_report)
     config = OmegaConf.create(
-        {"report": True, "hydra": {"sweep": {"dir": str(tmp_path)}}, "trainer": {"runs_per_gpu": 1}}
+        {"report": True, "hydra": {"sweep": {"dir": str(sweep)}}, "trainer": {"runs_per_gpu": 1}}
     )
     callback.ReportCallback().on_multirun_end(config)
     assert seen[0][:2] == ("cuda:1", False), "a free GPU's slot, fp32 convolutions"

@@ -15,7 +15,7 @@ from PIL import Image
 from resnet_repro.analysis import load_model, response_stds
 from resnet_repro.data import EvalBatches, load_cifar10, split_cifar10
 from resnet_repro.models import build_model
-from resnet_repro.report import DPI, FIGSIZE, ReportCallback, main, make_report
+from resnet_repro.report import DPI, FIGSIZE, ReportCallback, callback, main, make_report
 from resnet_repro.results import load_results, load_runs
 from resnet_repro.runs import RunDir
 
@@ -158,12 +158,21 @@ def test_nothing_to_report_and_bad_paths(tmp_path, capsys):
     assert "skipped everything: no runs with metrics" in capsys.readouterr().out
 
 
-def test_sweep_callback_never_raises_and_can_be_turned_off(hand_made, tmp_path, capsys):
+def test_sweep_callback_never_raises_and_can_be_turned_off(hand_made, tmp_path, capsys, monkeypatch):
     out, _ = hand_made
     ReportCallback().on_multirun_end(
         OmegaConf.create({"report": True, "hydra": {"sweep": {"dir": str(tmp_path / "absent")}}})
     )
-    assert "report failed (FileNotFoundError: no runs folder at" in capsys.readouterr().err
+    assert "no report: no run under" in capsys.readouterr().out
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(callback, "make_report", broken)
+    sweep = {"report": True, "hydra": {"sweep": {"dir": str(out / "hand")}}, "trainer": {"runs_per_gpu": 1}}
+    ReportCallback().on_multirun_end(OmegaConf.create(sweep))  # does not raise
+    err = capsys.readouterr().err
+    assert "report failed (RuntimeError: disk full); retry with: python -m resnet_repro.report" in err
     ReportCallback().on_multirun_end(
         OmegaConf.create({"report": False, "hydra": {"sweep": {"dir": str(out / "hand")}}})
     )
