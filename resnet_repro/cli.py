@@ -35,20 +35,26 @@ GROUPS = (
 
 def settings_help(config: Path = CONF / "config.yaml") -> list[str]:
     """conf/config.yaml's settings as help lines, `KEY=DEFAULT  meaning`: the meaning is the setting's comment
-    (its allowed values and what they do), with the comment lines that continue it; section headings kept."""
-    entries: list = []  # a heading (str) or [key, default, comment, the comment's column]
+    (its allowed values and what they do), with the comment lines that continue it, or, for a key with no comment
+    of its own, the comment lines right above it; section headings kept."""
+    entries: list = []  # a heading (str) or [key, default, comment]
     parents: list[str] = []
+    above: list[str] = []  # the comment lines since the last key: the meaning of a key that has none beside it
     skipping = False  # inside `defaults:` or `hydra:`, which are Hydra's, not settings
     for line in config.read_text().splitlines():
         text, indent = line.strip(), len(line) - len(line.lstrip())
         if not text:
+            above = []
             continue
         if text.startswith("#"):
             comment = text.lstrip("#").strip()
             if indent == 0 and comment.startswith("---"):
                 entries.append(comment.strip("- "))
+                above = []
             elif entries and isinstance(entries[-1], list) and entries[-1][2] and indent >= 8:
                 entries[-1][2] += " " + comment  # continued on the next line, in the same column
+            else:
+                above.append(comment)
             continue
         if indent == 0:
             skipping = text.startswith(("defaults:", "hydra:"))
@@ -57,10 +63,11 @@ def settings_help(config: Path = CONF / "config.yaml") -> list[str]:
         key, _, rest = text.partition(":")
         value, hash_, comment = rest.partition("#")
         parents = parents[: indent // 2]
+        comment, above = comment.strip() or " ".join(above), []
         if not value.strip() and not hash_:  # a group of settings: optim:, data:, trainer:
             parents.append(key)
             continue
-        entries.append([".".join([*parents, key]), value.strip(), comment.strip()])
+        entries.append([".".join([*parents, key]), value.strip(), comment])
     lines = []
     for entry in entries:
         if isinstance(entry, str):

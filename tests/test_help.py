@@ -33,6 +33,11 @@ def test_help_lists_every_setting_with_its_default_and_meaning(flag, capsys):
     assert "trainer.precision=auto" in text and "32-true | bf16-mixed | 16-mixed" in text
     # a comment continued on the next lines of config.yaml is read whole
     assert "false: never" in " ".join(text.split())
+    # a key whose comment stands on the lines above it (no room beside a long default) gets that comment
+    flat = " ".join(text.split())
+    assert "eval_every=${at_most:1000,${steps}} iterations between evaluations of val and test error" in flat
+    assert "data.root=${oc.env:CIFAR10_ROOT,data/cifar10} where the data is" in flat
+    assert "Each key's rule" not in flat  # a section's own comment is no key's meaning
     assert "Hydra" not in text.splitlines()[0] and "--hydra-help" in text
 
 
