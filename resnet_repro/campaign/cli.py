@@ -1,4 +1,4 @@
-"""The command line: `python -m resnet_repro.campaign start|status|stop|pause|continue|collect <name>` (see the package's docstring)."""
+"""The command line: `python -m resnet_repro.campaign start|status|stop|pause|continue|collect|carry <name>` (see the package's docstring)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from .store import HOME_ENV, CampaignError, home
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import collect, launch, progress
+    from . import carry, collect, launch, progress
 
     parser = argparse.ArgumentParser(
         prog="python -m resnet_repro.campaign", description="Long sweeps in the background, resumed across sessions."
     )
-    parser.add_argument("command", choices=["start", "stop", "status", "pause", "continue", "collect", "_supervise"])
+    parser.add_argument(
+        "command", choices=["start", "stop", "status", "pause", "continue", "collect", "carry", "_supervise"]
+    )
     parser.add_argument("name", help="the campaign: conf/campaign/<name>.yaml (start also takes a .yaml path)")
     parser.add_argument("--data-root", help="CIFAR-10 for the runs (default: $CIFAR10_ROOT or ../shared/data's copy)")
     parser.add_argument("--results", help="where finished runs are copied (default: this checkout's results/)")
@@ -37,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
             launch.pause(args.name, args.command == "continue", root)
         elif args.command == "collect":
             collect.collect(args.name, root, report=not args.no_report)
+        elif args.command == "carry":
+            carry.pack(args.name, root)
         if args.command in ("stop", "status"):
             progress.status(args.name, root)
         return 0

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..config import CONF_DIR, ConfigError, compose, resolve
 from ..runs import atomic_write
+from . import carry
 from .collect import copy_record
 from .store import Campaign, CampaignError, Run, cpu, read_definition_file
 
@@ -72,12 +73,19 @@ def git(*args: str, cwd: Path) -> str:
     return done.stdout.strip()
 
 
-def pin_code(campaign: Campaign, update: bool) -> str:
-    """A clone of this repository at its HEAD commit (made once; moved only by --update-code)."""
+def pin_code(campaign: Campaign, update: bool, pinned: str | None = None) -> str:
+    """A clone of this repository at its HEAD commit (made once; moved only by --update-code), or at `pinned`,
+    the commit a campaign carried from another machine ran (carry.py), where this checkout has it."""
     head = git("rev-parse", "HEAD", cwd=REPO)
     if git("status", "--porcelain", "--untracked-files=no", "--", "resnet_repro", "run.py", cwd=REPO):
         print("note: the checkout has uncommitted changes; the campaign runs the committed HEAD without them")
     if not (campaign.code / ".git").exists():
+        if pinned and not update:
+            known = subprocess.run(["git", "cat-file", "-e", f"{pinned}^{{commit}}"], cwd=REPO, capture_output=True)
+            if known.returncode:
+                print(f"note: the campaign ran code {pinned[:10]}, which this checkout lacks; it goes on with HEAD")
+            else:
+                head = pinned
         git("clone", "--quiet", "--no-checkout", str(REPO), str(campaign.code), cwd=REPO)
         git("checkout", "--quiet", "--detach", head, cwd=campaign.code)
     elif update:
@@ -93,6 +101,7 @@ def default_data_root() -> Path:
 
 def start(name: str, data_root: str | None, results: str | None, update_code: bool, root: Path | None = None) -> int:
     campaign = Campaign(definition_path(name).stem, root)
+    carry.unpack(campaign)  # a campaign carried here from another machine in the checkout, if this one has none
     previous = campaign.recorded()
     # A campaign started from a file elsewhere resumes by its name alone: campaign.json keeps its runs.
     spec = previous["spec"] if "spec" in previous and not definition_path(name).is_file() else load_definition(name)
@@ -112,7 +121,7 @@ def start(name: str, data_root: str | None, results: str | None, update_code: bo
         )
         return 0
     campaign.dir.mkdir(parents=True, exist_ok=True)
-    commit = pin_code(campaign, update_code)
+    commit = pin_code(campaign, update_code, previous.get("commit"))
     definition = {
         "name": name,
         "runs": runs,

@@ -1,0 +1,124 @@
+"""A campaign carried from one machine to the next in the checkout: `carry` packs a stopped campaign into
+campaigns/<name>.tar, and `start` on a machine without it unpacks it (resnet_repro/campaign/carry.py)."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from resnet_repro.campaign import Campaign, CampaignError, carry
+
+
+def run_dir(folder: Path, state: str, step: int) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "status.json").write_text(json.dumps({"state": state, "step": step}))
+    (folder / "config.yaml").write_text("arch: resnet\n")
+    (folder / "metrics.csv").write_text("step,split,error\n20,train,0.5\n")
+    (folder / "data.json").write_text('{"fingerprint": "f"}')
+    (folder / "last.ckpt").write_bytes(b"checkpoint at step %d" % step)
+    (folder / "snapshots").mkdir()
+    (folder / "snapshots" / "step-0.pt").write_bytes(b"weights at step 0")
+    (folder / ".lock").write_text("")  # this machine's: not carried
+    (folder / ".lock.json").write_text("{}")
+    return folder
+
+
+@pytest.fixture
+def stopped(tmp_path) -> tuple[Campaign, Path]:
+    """A stopped campaign on the 'old machine': one finished run, one stopped at step 40 of 100, one not started;
+    its checkout at tmp/old/checkout, the data beside it in tmp/old/shared."""
+    old = tmp_path / "old"
+    campaign = Campaign("trial", old / "home")
+    runs = [
+        {"overrides": [f"seed={k}"], "experiment": "tenth", "run_id": f"resnet-20/seed{k}", "depth": 20, "steps": 100}
+        for k in range(3)
+    ]
+    campaign.dir.mkdir(parents=True)
+    definition = {
+        "name": "trial",
+        "runs": runs,
+        "jobs": 1,
+        "threads": 2,
+        "commit": "0" * 40,
+        "results_dir": str(old / "checkout" / "results"),
+        "data_root": str(old / "shared" / "data" / "cifar10-jpeg.tar.xz"),
+    }
+    campaign.definition_file.write_text(json.dumps(definition))
+    campaign.event("start", commit="0" * 40)
+    run_dir(campaign.runs_dir / "tenth" / "resnet-20" / "seed0", "done", 100)
+    run_dir(campaign.runs_dir / "tenth" / "resnet-20" / "seed1", "stopped", 40)
+    (campaign.logs).mkdir()
+    (campaign.logs / "supervisor.log").write_text("this machine's log\n")
+    return campaign, old / "checkout" / "campaigns"
+
+
+def test_a_carried_campaign_resumes_elsewhere_with_its_checkpoints_and_paths_moved(stopped, tmp_path, capsys):
+    campaign, old_carried = stopped
+    archive = carry.pack("trial", campaign.dir.parent, old_carried)
+    assert archive == old_carried / "trial.tar" and "packed into" in capsys.readouterr().out
+
+    names = set(tarfile.open(archive).getnames())
+    finished, stopped_run = "runs/tenth/resnet-20/seed0", "runs/tenth/resnet-20/seed1"
+    assert {f"{finished}/{name}" for name in ("status.json", "config.yaml", "metrics.csv")} <= names
+    assert f"{finished}/last.ckpt" not in names and f"{finished}/snapshots/step-0.pt" not in names  # results/ has them
+    assert {f"{stopped_run}/last.ckpt", f"{stopped_run}/snapshots/step-0.pt", f"{stopped_run}/data.json"} <= names
+    assert not any(Path(n).name.startswith(".") or n.startswith("logs") for n in names)  # locks, logs stay behind
+
+    # the new machine: an empty campaigns folder, the checkout somewhere else
+    new_checkout = tmp_path / "new" / "repo"
+    (new_checkout / "campaigns").mkdir(parents=True)
+    (new_checkout / "campaigns" / "trial.tar").write_bytes(archive.read_bytes())
+    here = Campaign("trial", tmp_path / "new" / "home")
+    assert carry.unpack(here, new_checkout / "campaigns")
+    assert [here.run_state(run) for run in here.runs()] == ["done", "stopped", "waiting"]
+    assert (here.run_dir(here.runs()[1]) / "last.ckpt").read_bytes() == b"checkpoint at step 40"
+    definition = here.definition()
+    assert definition["results_dir"] == str(new_checkout / "results")
+    assert definition["data_root"] == str(tmp_path / "new" / "shared" / "data" / "cifar10-jpeg.tar.xz")
+    assert [e["event"] for e in here.events()] == ["start", "carried"]  # RUN.md keeps the old machine's stretches
+    assert "unpacked from" in capsys.readouterr().out
+
+    # never over a campaign this machine has: its own state is newer than any committed copy
+    (here.run_dir(here.runs()[1]) / "last.ckpt").write_bytes(b"checkpoint at step 60")
+    assert not carry.unpack(here, new_checkout / "campaigns")
+    assert (here.run_dir(here.runs()[1]) / "last.ckpt").read_bytes() == b"checkpoint at step 60"
+
+
+def test_carry_refuses_a_running_campaign_and_an_archive_that_escapes(stopped, tmp_path, monkeypatch):
+    campaign, old_carried = stopped
+    monkeypatch.setattr(Campaign, "supervisor_pid", lambda self: 4242)
+    with pytest.raises(CampaignError, match="is running .* stop it first"):
+        carry.pack("trial", campaign.dir.parent, old_carried)
+    assert not (old_carried / "trial.tar").exists()
+
+    evil = tmp_path / "evil" / "campaigns"
+    evil.mkdir(parents=True)
+    with tarfile.open(evil / "trial.tar", "w") as tar:
+        tar.add(campaign.definition_file, "../outside.json")
+    with pytest.raises(CampaignError, match="not a campaign's file; remove it"):
+        carry.unpack(Campaign("trial", tmp_path / "elsewhere"), evil)
+    assert not (tmp_path / "elsewhere" / "outside.json").exists()
+
+
+def test_nothing_carried_nothing_unpacked(tmp_path):
+    assert not carry.unpack(Campaign("trial", tmp_path / "home"), tmp_path / "campaigns")
+    assert not (tmp_path / "home").exists()
+
+
+def test_a_carried_campaign_runs_the_code_it_ran_where_the_checkout_has_it(tmp_path, capsys):
+    from resnet_repro.campaign.launch import REPO, git, pin_code
+
+    try:
+        previous = git("rev-parse", "HEAD~1", cwd=REPO)
+    except CampaignError:
+        pytest.skip("a clone without history: no earlier commit to pin")
+    campaign = Campaign("trial", tmp_path / "home")
+    campaign.dir.mkdir(parents=True)
+    assert pin_code(campaign, update=False, pinned=previous) == previous
+    elsewhere = Campaign("other", tmp_path / "home")
+    elsewhere.dir.mkdir(parents=True)
+    assert pin_code(elsewhere, update=False, pinned="f" * 40) == git("rev-parse", "HEAD", cwd=REPO)
+    assert "which this checkout lacks; it goes on with HEAD" in capsys.readouterr().out
