@@ -103,6 +103,18 @@ def test_carry_refuses_a_running_campaign_and_an_archive_that_escapes(stopped, t
     assert not (tmp_path / "elsewhere" / "outside.json").exists()
 
 
+def test_status_of_a_campaign_carried_but_not_started_says_where_it_resumes_from(tmp_path, monkeypatch):
+    monkeypatch.setattr(carry, "CARRIED", tmp_path / "campaigns")
+    campaign = Campaign("trial", tmp_path / "home")
+    with pytest.raises(CampaignError) as refused:
+        campaign.definition()
+    assert "has not been started on this machine" in str(refused.value) and "carried" not in str(refused.value)
+    (tmp_path / "campaigns").mkdir()
+    (tmp_path / "campaigns" / "trial.tar").write_bytes(b"")
+    with pytest.raises(CampaignError, match="it resumes from .*trial.tar, carried here in the checkout"):
+        campaign.definition()
+
+
 def test_nothing_carried_nothing_unpacked(tmp_path):
     assert not carry.unpack(Campaign("trial", tmp_path / "home"), tmp_path / "campaigns")
     assert not (tmp_path / "home").exists()

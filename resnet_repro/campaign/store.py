@@ -114,9 +114,13 @@ class Campaign:
         try:
             text = self.definition_file.read_text()
         except FileNotFoundError:
+            from .carry import archive
+
+            carried = archive(self.name)
+            where = f" (it resumes from {carried}, carried here in the checkout)" if carried.is_file() else ""
             raise CampaignError(
                 f"campaign {self.name} has not been started on this machine (no {self.definition_file}); "
-                f"start it: {self.command('start')}"
+                f"start it: {self.command('start')}{where}"
             ) from None
         except (OSError, ValueError) as e:
             raise CampaignError(
