@@ -102,6 +102,16 @@ def test_carry_refuses_a_running_campaign_and_an_archive_that_escapes(stopped, t
         carry.unpack(Campaign("trial", tmp_path / "elsewhere"), evil)
     assert not (tmp_path / "elsewhere" / "outside.json").exists()
 
+    monkeypatch.undo()
+    archive = carry.pack("trial", campaign.dir.parent, old_carried)
+    cut = tmp_path / "cut" / "campaigns"
+    cut.mkdir(parents=True)
+    (cut / "trial.tar").write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])  # a copy cut short
+    home = tmp_path / "cut-home"
+    with pytest.raises(CampaignError, match="cannot unpack .*restore it from git"):
+        carry.unpack(Campaign("trial", home), cut)
+    assert not home.exists() or not any(home.iterdir()), "no half campaign left to resume from"
+
 
 def test_status_of_a_campaign_carried_but_not_started_says_where_it_resumes_from(tmp_path, monkeypatch):
     monkeypatch.setattr(carry, "CARRIED", tmp_path / "campaigns")

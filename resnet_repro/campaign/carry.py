@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import socket
 import tarfile
 from pathlib import Path, PurePosixPath
@@ -69,6 +70,10 @@ def unpack(campaign: Campaign, checkout_dir: Path | None = None) -> bool:
     source = archive(campaign.name, checkout_dir)
     if campaign.definition_file.exists() or not source.is_file():
         return False  # never over a campaign this machine has: that one is newer than any committed copy
+    if campaign.dir.exists() and any(campaign.dir.iterdir()):
+        raise CampaignError(f"{campaign.dir} holds files but no campaign.json; move it away to resume from {source}")
+    # Unpacked beside its place and moved in whole: a failure halfway leaves no half campaign to resume from.
+    unpacking = campaign.dir.with_name(f".{campaign.name}.unpacking{os.getpid()}")
     try:
         with tarfile.open(source) as tar:
             members = tar.getmembers()
@@ -76,16 +81,21 @@ def unpack(campaign: Campaign, checkout_dir: Path | None = None) -> bool:
             if unsafe:
                 raise CampaignError(f"{source} holds {unsafe[0]!r}, which is not a campaign's file; remove it")
             origin = json.loads(tar.extractfile(ORIGIN).read())
-            campaign.dir.mkdir(parents=True, exist_ok=True)
-            tar.extractall(campaign.dir, members=[m for m in members if m.name != ORIGIN])
+            tar.extractall(unpacking, members=[m for m in members if m.name != ORIGIN])
+        definition_file = unpacking / campaign.definition_file.name
+        definition = json.loads(definition_file.read_text())
+        for key in ("results_dir", "data_root"):
+            definition[key] = _rebased(definition[key], Path(origin["repo"]), source.parent.parent)
+        definition_file.write_text(json.dumps(definition, indent=1) + "\n")
+        if campaign.dir.exists():
+            campaign.dir.rmdir()  # empty (checked above)
+        os.rename(unpacking, campaign.dir)
     except (tarfile.TarError, KeyError, ValueError, OSError) as e:
         raise CampaignError(
             f"cannot unpack {source} ({e}); restore it from git, or remove it to start afresh"
         ) from None
-    definition = json.loads(campaign.definition_file.read_text())
-    for key in ("results_dir", "data_root"):
-        definition[key] = _rebased(definition[key], Path(origin["repo"]), source.parent.parent)
-    campaign.definition_file.write_text(json.dumps(definition, indent=1) + "\n")
+    finally:
+        shutil.rmtree(unpacking, ignore_errors=True)
     campaign.event("carried", packed_on=origin["host"], packed_at=origin["time"], archive=str(source))
     print(f"campaign {campaign.name}: unpacked from {source} (packed on {origin['host']}, {origin['time']})")
     return True
