@@ -39,17 +39,23 @@ def settings_help(config: Path = CONF / "config.yaml") -> list[str]:
     entries: list = []  # a heading (str) or [key, default, comment, the comment's column]
     parents: list[str] = []
     skipping = False  # inside `defaults:` or `hydra:`, which are Hydra's, not settings
+    above: list[str] = []  # comment lines right above a key, at its indent: its meaning where it has none beside it
     for line in config.read_text().splitlines():
         text, indent = line.strip(), len(line) - len(line.lstrip())
         if not text:
+            above = []
             continue
         if text.startswith("#"):
             comment = text.lstrip("#").strip()
             if indent == 0 and comment.startswith("---"):
                 entries.append(comment.strip("- "))
+                above = []
             elif entries and isinstance(entries[-1], list) and entries[-1][2] and indent >= 8:
                 entries[-1][2] += " " + comment  # continued on the next line, in the same column
+            else:
+                above.append(comment)
             continue
+        comment_above, above = " ".join(above), []
         if indent == 0:
             skipping = text.startswith(("defaults:", "hydra:"))
         if skipping or text.startswith("- "):
@@ -60,7 +66,7 @@ def settings_help(config: Path = CONF / "config.yaml") -> list[str]:
         if not value.strip() and not hash_:  # a group of settings: optim:, data:, trainer:
             parents.append(key)
             continue
-        entries.append([".".join([*parents, key]), value.strip(), comment.strip()])
+        entries.append([".".join([*parents, key]), value.strip(), comment.strip() or comment_above])
     lines = []
     for entry in entries:
         if isinstance(entry, str):
