@@ -36,11 +36,11 @@ GROUPS = (
 def settings_help(config: Path = CONF / "config.yaml") -> list[str]:
     """conf/config.yaml's settings as help lines, `KEY=DEFAULT  meaning`: the meaning is the setting's comment
     (its allowed values and what they do), with the comment lines that continue it, or, for a key with no comment
-    of its own, the comment lines right above it; section headings kept."""
+    beside it, the comment lines right above it; section headings kept."""
     entries: list = []  # a heading (str) or [key, default, comment]
     parents: list[str] = []
-    above: list[str] = []  # the comment lines since the last key: the meaning of a key that has none beside it
     skipping = False  # inside `defaults:` or `hydra:`, which are Hydra's, not settings
+    above: list[str] = []  # comment lines right above a key, at its indent: its meaning where it has none beside it
     for line in config.read_text().splitlines():
         text, indent = line.strip(), len(line) - len(line.lstrip())
         if not text:
@@ -56,6 +56,7 @@ def settings_help(config: Path = CONF / "config.yaml") -> list[str]:
             else:
                 above.append(comment)
             continue
+        comment_above, above = " ".join(above), []
         if indent == 0:
             skipping = text.startswith(("defaults:", "hydra:"))
         if skipping or text.startswith("- "):
@@ -63,11 +64,10 @@ def settings_help(config: Path = CONF / "config.yaml") -> list[str]:
         key, _, rest = text.partition(":")
         value, hash_, comment = rest.partition("#")
         parents = parents[: indent // 2]
-        comment, above = comment.strip() or " ".join(above), []
         if not value.strip() and not hash_:  # a group of settings: optim:, data:, trainer:
             parents.append(key)
             continue
-        entries.append([".".join([*parents, key]), value.strip(), comment])
+        entries.append([".".join([*parents, key]), value.strip(), comment.strip() or comment_above])
     lines = []
     for entry in entries:
         if isinstance(entry, str):

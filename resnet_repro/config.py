@@ -190,7 +190,7 @@ def resolve(cfg: DictConfig, check_data: bool = True) -> RunSpec:
     )
 
     enabled = c.raw("warmup.enabled")
-    if enabled not in ("auto", True, False):
+    if enabled != "auto" and not isinstance(enabled, bool):  # not 1 or 0.0, which equal True and False
         raise ConfigError(f"warmup.enabled={enabled} must be auto, true or false")
     warmup = Warmup(
         enabled=net.depth >= WARMUP_AUTO_MIN_DEPTH if enabled == "auto" else enabled,
@@ -216,7 +216,7 @@ def resolve(cfg: DictConfig, check_data: bool = True) -> RunSpec:
     if not isinstance(root, str) or not root:
         raise ConfigError(f"data.root={root} must be a path to CIFAR-10 (see the README, Data)")
     download = c.raw("data.download")
-    if download not in ("auto", True, False):
+    if download != "auto" and not isinstance(download, bool):
         raise ConfigError(f"data.download={download} must be auto, true or false (default: data.download=auto)")
     if cache_dir is not None and not isinstance(cache_dir, str):
         raise ConfigError(f"data.cache_dir={cache_dir} must be a folder, or null for no cache")

@@ -136,12 +136,26 @@ def _read_batches(root: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
             try:
                 with open(path, "rb") as f:
                     batch = pickle.load(f, encoding="latin1")
-                images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-                labels.extend(batch["labels"])
+                data, batch_labels = np.asarray(batch["data"]), list(batch["labels"])
             except Exception as e:  # noqa: BLE001 (OSError, a torn pickle, a pickle of something else: one line)
                 raise DataError(
                     f"cannot read CIFAR-10 batch {path} ({_first_line(e)}); re-download it (data.download=true)"
                 ) from None
+            # CIFAR-10's rows: 3072 bytes (32x32 RGB, uint8) each, and a whole-number label per row. Cast as they
+            # are, floats in [0, 1] would be black images, and labels 3.7 or "3" other labels, all trained on.
+            if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+                raise DataError(
+                    f"CIFAR-10 batch {path} holds {data.dtype} data of shape {data.shape}, not 32x32 RGB images "
+                    f"(uint8 rows of 3072 values); re-download it (data.download=true)"
+                )
+            odd = [y for y in batch_labels if isinstance(y, bool) or not isinstance(y, (int, np.integer))]
+            if odd:
+                raise DataError(
+                    f"CIFAR-10 batch {path} has labels that are not whole numbers (e.g. {odd[0]!r}); "
+                    f"re-download it (data.download=true)"
+                )
+            images.append(data.reshape(-1, 3, 32, 32))
+            labels.extend(batch_labels)
         labels = torch.tensor(labels, dtype=torch.int64)
         images = torch.from_numpy(np.concatenate(images))
         if len(labels) != len(images) or len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < 10):
@@ -227,11 +241,20 @@ def _read_folders(root: Path) -> tuple[torch.Tensor, ...]:
 
 
 def _archive_images(tar: tarfile.TarFile):
-    """(member, split, class name, file name) of each image under [top/]train|test/<class>/ in the archive."""
+    """(member, split, class name, file name) of each image under [top/]train|test/<class>/ in the archive; a
+    DataError for an archive holding two such data sets (a/train/..., b/train/...: read as one, each image twice)."""
+    tops: set[tuple[str, ...]] = set()
     for member in tar:
         parts = Path(member.name).parts
         if member.isfile() and len(parts) >= 3 and parts[-1].lower().endswith(IMAGE_SUFFIXES):
             if parts[-3] in ("train", "test"):  # an optional top folder: [top/]split/class/file
+                tops.add(parts[:-3])
+                if len(tops) > 1:
+                    first, second = ("/".join(top) or "." for top in sorted(tops))
+                    raise DataError(
+                        f"archive {tar.name} holds train/ and test/ under both {first}/ and {second}/: two data "
+                        f"sets, not one; give an archive of one (or unpack it and give its folder)"
+                    )
                 yield member, *parts[-3:]
 
 
@@ -241,6 +264,8 @@ def _read_archive(path: Path) -> tuple[torch.Tensor, ...]:
         with tarfile.open(path) as tar:
             for member, split, class_name, file_name in _archive_images(tar):
                 by_split[split].setdefault(class_name, []).append((file_name, tar.extractfile(member).read()))
+    except DataError:
+        raise
     except Exception as e:  # noqa: BLE001 (TarError, OSError, EOFError, lzma/zlib errors mid-stream: one line)
         raise _archive_error(path, e) from None
     return (*_stack(by_split["train"], f"{path}:train"), *_stack(by_split["test"], f"{path}:test"))
@@ -328,6 +353,8 @@ def survey(root: str | os.PathLike, subset: str | None = None) -> None:
         raise DataError(
             f"cannot read {e.filename or root} ({e.strerror or _first_line(e)}); give a readable data.root"
         ) from None
+    except DataError:
+        raise
     except Exception as e:  # noqa: BLE001 (a damaged archive: as _read_archive says it)
         raise _archive_error(root, e) from None
     where = (

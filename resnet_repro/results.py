@@ -20,7 +20,9 @@ healthy one) and listed in `skipped`; `load_runs`, which returns a bare frame, w
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from .models import net_name, resolve_shortcut
+from .models import Net, net_name, resolve_shortcut
 from .runs import STATES, RunDir, RunFileError, configuration, run_settings
 from .trained_with import environment_text, parse_environment_text
 
@@ -114,6 +116,29 @@ def read_config(run: RunDir) -> DictConfig:
     return cfg
 
 
+# A run_id as the config names it by default (run_id: ${run_name:...}/seed${seed}): plain-20/seed0, resnet-56-B/seed1
+DEFAULT_RUN_ID = re.compile(r"(plain|resnet)-\d+(-[\w]+)*/seed\d+")
+
+
+def check_names_its_net(run: RunDir, cfg: DictConfig) -> None:
+    """A config whose net or seed is not the one its run was made as (its run_id, the run's folder) was changed
+    after the run: its numbers would be reported as another net's (a depth edited by hand: plain-20 as plain-56)."""
+    run_id = cfg.get("run_id")
+    if not isinstance(run_id, str) or not DEFAULT_RUN_ID.fullmatch(run_id):  # a run_id= of one's own: no rule
+        return
+    try:
+        Net.of(cfg.arch, cfg.depth, cfg.shortcut, cfg.get("block"))  # a net at all (else read_run says what is wrong)
+        named = f"{net_name(cfg.arch, cfg.depth, cfg.shortcut, cfg.get('block'))}/seed{int(cfg.seed)}"
+    except Exception:  # noqa: BLE001 (a key missing, a depth that is not a number: read_run says so)
+        return
+    if named != run_id:
+        raise DamagedFile(
+            "config.yaml",
+            f"{run.config_file} describes {named}, but the run was made as {run_id} (its run_id): its settings "
+            f"were changed after it trained; restore them, or delete {run.path}",
+        )
+
+
 def read_status(run: RunDir) -> dict:
     if not run.status_file.is_file():
         fix = "run its command again to resume it (that rewrites it), or delete the folder"
@@ -164,8 +189,14 @@ def check_metrics(run: RunDir, cfg: DictConfig, status: dict, metrics: list[dict
         return DamagedFile("metrics.csv", f"{where}: {problem}; {fix}")
 
     rows: dict[int, list[str]] = {}
+    last_step = metrics[-1]["step"] if metrics else None
     for row in metrics:
         step, split = row["step"], row["split"]
+        # a NaN or inf training loss is how a run records its divergence (training stops there): at a diverged
+        # run's last step, nowhere else (an evaluation's loss may overflow in a run that goes on)
+        diverges = split == "train" and not math.isfinite(float(row["loss"]))
+        if diverges and not (state in ("diverged", "running") and step == last_step):  # running: being marked
+            raise damaged(f"a train row at step {step} with loss={row['loss']}, but the run is {state}, not diverged")
         if step not in logged:
             raise damaged(f"a row at step {step}, which training does not log at")
         if split in rows.setdefault(step, []):
@@ -191,11 +222,15 @@ def check_metrics(run: RunDir, cfg: DictConfig, status: dict, metrics: list[dict
                 raise damaged(f"no val row at step {step}, an evaluation step")
     if state == "done" and last != steps:
         raise damaged(f"the run is done but its rows end at step {last}, not {steps}: rows are missing")
-    if state == "done" and status.get("step") not in (None, steps):
+    step = status.get("step")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+        raise DamagedFile(
+            "status.json", f"{run.status_file} says step {step!r}, not a whole number; delete it to let the run resume"
+        )
+    if state == "done" and step not in (None, steps):
         raise DamagedFile(
             "status.json",
-            f"{run.status_file} says done at step {status.get('step')}, but the run has steps={steps}; "
-            f"delete it to let the run resume",
+            f"{run.status_file} says done at step {step}, but the run has steps={steps}; delete it to let the run resume",
         )
 
 
@@ -241,6 +276,7 @@ def _first_line(error: BaseException) -> str:
 def read_run(run: RunDir, root: Path) -> tuple[dict, list[dict]]:
     """One run's row (RECORD_COLUMNS and its learned settings) and its metrics rows; DamagedFile if a file is."""
     cfg = read_config(run)
+    check_names_its_net(run, cfg)
     status = read_status(run)
     metrics = read_metrics(run)
     check_metrics(run, cfg, status, metrics)

@@ -237,7 +237,12 @@ class RunDir:
         except (OSError, ValueError) as e:
             raise RunFileError(f"unreadable {self.dataset_file} ({_first_line(e)}); restore it, or delete it") from None
         fix = f"resume it with the data it started on, or delete {self.path} to retrain it on this data"
-        if isinstance(recorded, dict) and recorded.get("fingerprint") != fingerprint:
+        if recorded is not None and not (isinstance(recorded, dict) and isinstance(recorded.get("fingerprint"), str)):
+            raise RunFileError(  # a record without its fingerprint cannot tell this data from other data
+                f"{self.data_file} is not a record of the data the run started on (no fingerprint in it); restore "
+                f"it, or delete it to resume without checking the data"
+            )
+        if recorded is not None and recorded.get("fingerprint") != fingerprint:
             raise ConfigError(
                 f"{self.path} started on other data ({recorded.get('source')} from {recorded.get('root')}, "
                 f"fingerprint {recorded.get('fingerprint')}) than data.root={root} holds ({source}, fingerprint "
@@ -247,7 +252,7 @@ class RunDir:
             raise ConfigError(
                 f"{self.path} trained on {old_source} (its dataset.txt), but data.root={root} holds {source}; {fix}"
             )
-        if not isinstance(recorded, dict):
+        if recorded is None:
             record = {"fingerprint": fingerprint, "source": source, "root": str(root)}
             if counts:
                 record |= {"train_images": counts[0], "test_images": counts[1]}
@@ -321,7 +326,10 @@ class RunDir:
         if not self.config_file.is_file():
             return
         try:
-            old = run_settings(OmegaConf.load(self.config_file))
+            loaded = OmegaConf.load(self.config_file)
+            if not isinstance(loaded, DictConfig) or not loaded:  # an empty file is no config, not another one
+                raise ValueError("empty, or not a mapping of settings")
+            old = run_settings(loaded)
         except Exception as e:
             raise RunFileError(
                 f"unreadable {self.config_file} ({_first_line(e)}); restore it, or delete {self.path} to retrain the run"
@@ -340,13 +348,19 @@ class RunDir:
     # ---- status
     def status(self) -> dict:
         try:
-            return json.loads(self.status_file.read_text())
+            status = json.loads(self.status_file.read_text())
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as e:
             raise RunFileError(
                 f"unreadable {self.status_file} ({_first_line(e)}); delete it to let the run resume"
             ) from None
+        if not isinstance(status, dict):  # a list, a string, null: JSON, but no run's status
+            raise RunFileError(
+                f"{self.status_file} holds {json.dumps(status)[:40]}, which is not one of a run's statuses (a mapping "
+                f"with a state: {', '.join(STATES)}); delete it to let the run resume"
+            )
+        return status
 
     def set_status(self, state: str, **info) -> None:
         assert state in STATES, state
@@ -361,7 +375,11 @@ class RunDir:
             return []
         try:
             with open(self.metrics_file, newline="") as f:
-                rows = list(csv.DictReader(f))
+                reader = csv.DictReader(f)
+                rows = list(reader)
+            columns = reader.fieldnames or []
+            if columns and (sorted(columns) != sorted(METRIC_COLUMNS)):  # a column lost, added or renamed
+                raise ValueError(f"its columns are {', '.join(columns)}, not {', '.join(METRIC_COLUMNS)}")
             previous = 0
             for number, row in enumerate(rows, start=2):  # line 1 is the header
                 problem = _metrics_row_problem(row, previous)

@@ -135,21 +135,24 @@ def check_data_once(config: DictConfig) -> None:
 
 
 def check_not_swept(config: DictConfig, key: str) -> None:
-    """A sweep has one folder (out_dir/name: its report, its outcomes), so `-m name=a,b` is refused in one line
-    (ConfigError) before any run: it would train into a/ and b/ and report on neither."""
+    """A sweep has one folder (out_dir/name: its report, its outcomes), so `-m name=a,b` (or `-m out_dir=a,b`) is
+    refused in one line (ConfigError) before any run: it would train into a/ and b/ and report on neither."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     # Hydra hands this callback the config without the sweep's own overrides: they are read from the command line.
-    swept = [a for a in sys.argv[1:] if not a.startswith("-") and a.split("=", 1)[0].lstrip("+~") == key]
-    try:
-        sweeps = [o for o in OverridesParser.create().parse_overrides(swept) if o.is_sweep_override()]
-    except Exception:  # noqa: BLE001 (Hydra parsed them once already; a value it cannot reparse is not a sweep)
-        sweeps = []
+    given = [a for a in sys.argv[1:] if not a.startswith("-") and a.split("=", 1)[0].lstrip("+~") == key]
+    sweeps = []  # the command line's `key=` arguments that sweep (out_dir=x -m out_dir=a,b: the second)
+    for argument in given:
+        try:
+            if OverridesParser.create().parse_overrides([argument])[0].is_sweep_override():
+                sweeps.append(argument)
+        except Exception:  # noqa: BLE001 (Hydra parsed them once already; a value it cannot reparse is not a sweep)
+            pass
     params = config.hydra.get("sweeper", {}).get("params") or {}
     if sweeps or key in params:
-        value = swept[0].split("=", 1)[1] if sweeps else params[key]
+        value = sweeps[0].split("=", 1)[1] if sweeps else params[key]
         raise ConfigError(
-            f"{key}={value}: a sweep has one folder (out_dir/{key}), so it cannot sweep over {key}; "
+            f"{key}={value}: a sweep has one folder (out_dir/name), so it cannot sweep over {key}; "
             f"run one sweep per {key} (python run.py -m {key}=a ...; python run.py -m {key}=b ...)"
         )
 
@@ -163,6 +166,7 @@ class SweepSummary(Callback):
         try:
             check_name(config.name)
             check_not_swept(config, "name")
+            check_not_swept(config, "out_dir")  # the sweep's folder is out_dir/name: one out_dir too
         except ConfigError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)

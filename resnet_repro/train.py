@@ -18,6 +18,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from filelock import FileLock, Timeout
+from omegaconf import OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from .allocator import keep_freed_memory
@@ -38,6 +39,7 @@ from .loggers import finish as finish_loggers
 from .machine import cpu_name
 from .module import Classifier, limit_compile_workers
 from .progress import progress_callbacks
+from .results import check_metrics
 from .runs import RunDir, RunFileError, WriteFault, flatten, status_text
 from .stopping import CtrlC, say_stopped
 from .trained_with import code_commit
@@ -265,6 +267,9 @@ def _finished(run: RunDir) -> str | None:
 def _fit(spec: RunSpec, run: RunDir, gpu: int | None, ctrl_c: CtrlC) -> str:
     # What a resume reads is checked before any work, and left as it is if it is broken.
     resume_step = run.check_resume(spec.steps, spec.log_every)
+    # ... and its rows agree with its settings (one per step and split, at the steps it logs at): a duplicated
+    # or lost row carried into a finished run would be refused by every report, after all its training
+    check_metrics(run, OmegaConf.create(spec.config), {"state": "running"}, run.read_metrics())
     left = status_text(run.status())  # how it was left (stopped, killed, failed), for the start line
     run.remove_partial_writes()
     try:

@@ -88,6 +88,20 @@ SETTINGS = [
     ("optim.lr_decay=2", 2, "optim.lr_decay=2 must be a number > 0 and <= 1"),
     ("optim.lr_milestones=0.5", 2, "optim.lr_milestones=0.5 must be a list of fractions of steps"),
     ("warmup.enabled=maybe", 2, "warmup.enabled=maybe must be auto, true or false"),
+    ("warmup.enabled=1", 2, "warmup.enabled=1 must be auto, true or false"),  # 1 == True in Python, but no rule's value
+    ("data.download=0", 2, "data.download=0 must be auto, true or false"),
+    ("steps=nan", 2, "steps=nan must be a positive whole number"),
+    ("steps=1e3", 2, "steps=1000.0 must be a positive whole number"),
+    ("steps=[8]", 2, "steps=[8] must be a positive whole number"),
+    ("optim.lr=true", 2, "optim.lr=True must be a number > 0"),
+    ("optim.weight_decay=inf", 2, "optim.weight_decay=inf must be a number >= 0"),
+    ("optim.lr_milestones=[0.5,nan]", 2, "must be a list of fractions of steps in (0, 1)"),
+    ("warmup.until_train_error=nan", 2, "warmup.until_train_error=nan must be a number > 0 and <= 1"),
+    ("trainer.snapshots=[1.5]", 2, "trainer.snapshots=[1.5] must be a list of fractions of steps in [0, 1]"),
+    ("trainer.snapshots=0.5", 2, "trainer.snapshots=0.5 must be a list of fractions of steps in [0, 1]"),
+    ("seed=1.0", 2, "seed=1.0 must be a whole number from 0 to 4294967295"),
+    ("depth=[20]", 2, "depth=[20] is not 6n+2 with n >= 1"),
+    ("name=", 2, "name= must be one folder name inside out_dir"),
     ("warmup.lr=0", 2, "warmup.lr=0 must be a number > 0"),
     ("warmup.check_every=0", 2, "warmup.check_every=0 must be a positive whole number"),
     ("warmup.until_train_error=80", 2, "warmup.until_train_error=80 must be a number > 0 and <= 1"),
@@ -136,6 +150,7 @@ SETTINGS = [
     ("-m name=a,b", 2, "a sweep has one folder (out_dir/name), so it cannot sweep over name; run one sweep per name"),
     ("-m name=a,b depth=8,14", 2, "cannot sweep over name"),
     ("-m name=choice(a,b)", 2, "cannot sweep over name"),
+    ("-m out_dir={tmp}/a,{tmp}/b", 2, "/b: a sweep has one folder (out_dir/name), so it cannot sweep over out_dir; run one sweep per out_dir"),
     ("run_id=../../x", 2, "is not inside out_dir/name"),
     ("run_dir={tmp}/abs", 2, "is not inside out_dir/name"),
     # the data, read once the settings pass: refused before the run's directory is made
@@ -154,6 +169,15 @@ SETTINGS = [
     ("data.root={corrupt_image}", 2, "cannot decode image"),
     ("data.root={small_image}", 2, "is 16x16, not 32x32; this is not CIFAR-10"),
     ("data.root={missing_label}", 2, "have no image of truck; CIFAR-10 has ten classes"),
+    # batches that unpickle but are not CIFAR-10's rows: cast as they are, they would be trained on (issue #25)
+    ("data.root={float_batches}", 2, "holds float32 data of shape (24, 3072), not 32x32 RGB images (uint8 rows of 3072 values)"),
+    ("data.root={short_rows}", 2, "holds uint8 data of shape (24, 1024), not 32x32 RGB images"),
+    ("data.root={text_labels}", 2, "has labels that are not whole numbers (e.g. '0')"),
+    ("data.root={fractional_labels}", 2, "has labels that are not whole numbers (e.g. 0.5)"),
+    ("data.root={two_sets_archive}", 2, "holds train/ and test/ under both a/ and b/: two data sets, not one"),
+    ("data.root={extra_class}", 2, "has class folders ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'kitten', 'ship', 'truck']"),
+    ("data.root={big_image}", 2, "is 64x64, not 32x32; this is not CIFAR-10"),
+    ("data.root={empty_archive}", 2, "cannot read archive"),
     ("data.subset=null", 2, "holds 120 training and 40 test images (per class: 12 and 4), not CIFAR-10's 5000 and 1000 of each class; give the whole data set, or name a deliberate subset with data.subset=<name>"),
 ]
 # fmt: on
@@ -193,6 +217,27 @@ def bad_data(tmp_path_factory, tiny_batches, tiny_folders) -> dict[str, Path]:
     test = {"data": test["data"][keep], "labels": [test["labels"][i] for i in keep]}
     (missing / "test_batch").write_bytes(pickle.dumps(test))
     roots["missing_label"] = missing.parent
+
+    def batches(name: str, change) -> None:
+        folder = shutil.copytree(tiny_batches / "cifar-10-batches-py", root / name / "cifar-10-batches-py")
+        for path in folder.iterdir():
+            batch = pickle.loads(path.read_bytes())
+            change(batch)
+            path.write_bytes(pickle.dumps(batch))
+        roots[name] = folder.parent
+
+    batches("float_batches", lambda b: b.update(data=b["data"].astype("float32") / 255))  # black images, cast
+    batches("short_rows", lambda b: b.update(data=b["data"][:, :1024]))
+    batches("text_labels", lambda b: b.update(labels=[str(y) for y in b["labels"]]))
+    batches("fractional_labels", lambda b: b.update(labels=[y + 0.5 for y in b["labels"]]))
+    roots["two_sets_archive"] = root / "two_sets.tar.xz"
+    with tarfile.open(roots["two_sets_archive"], "w:xz") as tar:
+        tar.add(tiny_folders, arcname="a")
+        tar.add(tiny_folders, arcname="b")
+    shutil.copytree(copy("extra_class") / "train" / "cat", root / "extra_class" / "train" / "kitten")
+    Image.new("RGB", (64, 64)).save(next((copy("big_image") / "train" / "dog").iterdir()))
+    roots["empty_archive"] = root / "empty.tar.xz"
+    roots["empty_archive"].write_bytes(b"")
     return roots
 
 
@@ -300,6 +345,9 @@ DAMAGED_RUN = {
     "metrics step not a number": (lambda r: replace_in_metrics(r, 3, "step", "-x"), "", 2, ("metrics.csv", "line 3", "not a number")),
     "metrics steps going back": (lambda r: replace_in_metrics(r, last_line(r), "step", "0"), "", 2, ("metrics.csv", "comes after step")),
     "metrics garbage": (lambda r: r.metrics_file.write_bytes(b"\x00\x01garbage\n1,2\n"), "", 2, ("unreadable", "metrics.csv", "restore it, or delete")),
+    "metrics row twice": (lambda r: append_to_metrics(r, r.metrics_file.read_text().splitlines()[-1]), "", 2, ("metrics.csv", "two test rows at step 4", "restore it")),
+    "metrics train row twice": (lambda r: append_to_metrics(r, r.metrics_file.read_text().splitlines()[1]), "", 2, ("metrics.csv", "two train rows at step 4", "restore it")),
+    "metrics a column added": (lambda r: r.metrics_file.write_text("".join(line + ",x\n" for line in r.metrics_file.read_text().splitlines())), "", 2, ("unreadable", "its columns are step, split, error, loss, lr, elapsed_s, x", "restore it")),
     "metrics rows lost": (lambda r: r.metrics_file.write_text(r.metrics_file.read_text().splitlines()[0] + "\n"), "", 2, ("ends at step 0 but last.ckpt is at step 4", "restore the metrics file")),
     # last.ckpt
     "checkpoint with NaN": (lambda r: change_checkpoint(r, nan_in_weights), "", 2, ("last.ckpt", "holds NaN or inf", "move it away")),
@@ -309,6 +357,11 @@ DAMAGED_RUN = {
     "checkpoint torn": (lambda r: r.checkpoint.write_bytes(r.checkpoint.read_bytes()[:-100]), "", 2, ("unreadable checkpoint", "last.ckpt", "move it away")),
     # status.json, config.yaml
     "status torn": (lambda r: r.status_file.write_bytes(b'{"state": "runn'), "", 2, ("unreadable", "status.json", "delete it to let the run resume")),
+    "status not a mapping": (lambda r: r.status_file.write_text('"running"'), "", 2, ("status.json", "holds \"running\", which is not one of a run's statuses", "delete it")),
+    "status a list": (lambda r: r.status_file.write_text("[1, 2]"), "", 2, ("status.json", "holds [1, 2]", "delete it")),
+    "config empty": (lambda r: r.config_file.write_text(""), "", 2, ("unreadable", "config.yaml (empty, or not a mapping of settings)", "restore it")),
+    "data.json without its fingerprint": (lambda r: r.data_file.write_text('{"source": "CIFAR-10"}'), "", 2, ("data.json is not a record of the data the run started on", "restore it, or delete it")),
+    "data.json a list": (lambda r: r.data_file.write_text("[1]"), "", 2, ("data.json is not a record of the data the run started on",)),
     "config torn": (lambda r: r.config_file.write_bytes(b"arch: [unclosed"), "", 2, ("unreadable", "config.yaml", "restore it, or delete")),
     # the same name with a changed learned setting
     "changed optim.lr": (lambda r: None, "optim.lr=0.05", 2, ("was made with another config", "optim.lr: 0.1 -> 0.05", "name=")),
@@ -570,6 +623,18 @@ def test_the_report_never_replaces_a_users_files(tmp_path, capsys, kind):
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and "runs" not in p.parts} == before
 
 
+def test_a_report_into_a_link_writes_into_the_folder_it_links_to(tmp_path, capsys):
+    """-o a symbolic link to an empty folder: the report is made there, the link kept (issue #25: it was swapped
+    with the link, left `.out.report-tmp<pid>` behind and said 'cannot write ... (Cannot call rmtree on a symbolic
+    link)', exit 2)."""
+    fake_run(tmp_path / "runs", "plain", 20, 0, HEALTHY)
+    (tmp_path / "real").mkdir()
+    (tmp_path / "out").symlink_to("real")
+    assert report.main([str(tmp_path / "runs"), "-o", str(tmp_path / "out"), "--no-figure7"]) == 0
+    assert (tmp_path / "out").is_symlink() and (tmp_path / "real" / "table6.csv").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "real", "runs"], "nothing left beside it"
+
+
 def test_a_report_replaces_its_own_files_whole_and_drops_its_stale_ones(tmp_path, capsys):
     fake_run(tmp_path / "runs", "plain", 20, 0, HEALTHY)
     out = tmp_path / "out"
@@ -689,6 +754,11 @@ CAMPAIGN_RECORDS = {
     "campaign.json cut": (lambda c: c.definition_file.write_text(c.definition_file.read_text()[:40]), "unreadable"),
     "campaign.json not a campaign's": (lambda c: c.definition_file.write_text("[1, 2]"), "does not list a campaign's runs"),
     "campaign.json runs of the wrong type": (lambda c: c.definition_file.write_text('{"runs": "all"}'), "does not list a campaign's runs"),
+    # JSON with runs, but not what status, the supervisor and collect read (issue #25: KeyError tracebacks)
+    "campaign.json without its commit": (lambda c: edit_record(c, lambda d: d.pop("commit")), "is not a campaign's record (commit: missing or of the wrong kind)"),
+    "campaign.json jobs not a number": (lambda c: edit_record(c, lambda d: d.update(jobs="two")), "is not a campaign's record (jobs: missing"),
+    "campaign.json a run's depth not a number": (lambda c: edit_record(c, lambda d: d["runs"][0].update(depth="x")), "does not list a campaign's runs"),
+    "campaign.json a run outside its runs folder": (lambda c: edit_record(c, lambda d: d["runs"][0].update(run_id="../../elsewhere")), "does not list a campaign's runs"),
 }
 # fmt: on
 
@@ -705,8 +775,22 @@ def started_campaign(home: Path):
         "depth": 8,
         "steps": 8,
     }
-    campaign.definition_file.write_text(json.dumps({"name": "tiny", "jobs": 1, "threads": 1, "runs": [run]}, indent=1))
+    record = {"name": "tiny", "jobs": 1, "threads": 1, "runs": [run], "commit": "c0ffee", "data_root": "/data"}
+    campaign.definition_file.write_text(json.dumps({**record, "results_dir": str(home / "results")}, indent=1))
     return campaign
+
+
+def edit_record(campaign, change) -> None:
+    definition = json.loads(campaign.definition_file.read_text())
+    change(definition)
+    campaign.definition_file.write_text(json.dumps(definition))
+
+
+def test_a_whole_campaign_record_is_read(tmp_path, capsys):
+    from resnet_repro.campaign import main as campaign
+
+    started_campaign(tmp_path / "home")
+    assert campaign(["status", "tiny", "--home", str(tmp_path / "home")]) == 0, capsys.readouterr().err
 
 
 @pytest.mark.parametrize("kind", CAMPAIGN_RECORDS)
@@ -787,6 +871,13 @@ DAMAGED_READING = {
     "metrics train row missing": (lambda r: drop_metrics_lines(r, 5), "metrics.csv", "no train row at step 2000", "restore it"),
     "metrics val rows without a val split": (lambda r: replace_in_config(r, "val_size: 5000", "val_size: 0"), "metrics.csv", "data.val_size=0", "restore it"),
     "metrics a cadence other than the config's": (lambda r: replace_in_config(r, "eval_every: 1000", "eval_every: 500"), "metrics.csv", "no rows at step 500", "restore it"),
+    # a config changed by hand after the run trained (issue #25): its numbers would be reported as another net's
+    "config depth edited": (lambda r: replace_in_config(r, "depth: 20", "depth: 56"), "config.yaml", "describes plain-56/seed1, but the run was made as plain-20/seed1 (its run_id)", "restore them"),
+    "config arch edited": (lambda r: replace_in_config(r, "arch: plain", "arch: resnet"), "config.yaml", "describes resnet-20/seed1, but the run was made as plain-20/seed1", "restore them"),
+    "config seed edited": (lambda r: replace_in_config(r, "seed: 1", "seed: 7"), "config.yaml", "describes plain-20/seed7", "restore them"),
+    "metrics a train loss of NaN in a done run": (lambda r: replace_in_metrics(r, 2, "loss", "nan"), "metrics.csv", "a train row at step 1000 with loss=nan, but the run is done, not diverged", "restore it"),
+    "metrics a column added": (lambda r: r.metrics_file.write_text("".join(line + ",x\n" for line in r.metrics_file.read_text().splitlines())), "metrics.csv", "its columns are step, split, error, loss, lr, elapsed_s, x", "restore it"),
+    "status step not a number": (lambda r: r.status_file.write_text('{"state": "done", "step": "2000"}'), "status.json", "says step '2000', not a whole number", "delete it"),
     "status done before its steps": (lambda r: r.status_file.write_text('{"state": "done", "step": 1000}'), "status.json", "says done at step 1000", "delete it"),
 }
 # fmt: on

@@ -92,6 +92,38 @@ class Run:
         return f"{self.experiment}/{self.run_id}"
 
 
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _planned_run(run) -> bool:
+    """A run as launch.plan_runs records it: its override lines, experiment, run_id (a folder inside the
+    campaign's runs/), depth and steps, each of its kind."""
+    return (
+        isinstance(run, dict)
+        and isinstance(run.get("overrides"), list)
+        and all(isinstance(line, str) for line in run["overrides"])
+        and isinstance(run.get("experiment"), str)
+        and run["experiment"] not in ("", ".", "..")
+        and "/" not in run["experiment"]
+        and isinstance(run.get("run_id"), str)
+        and not Path(run["run_id"]).is_absolute()
+        and ".." not in Path(run["run_id"]).parts
+        and _whole(run.get("depth"))
+        and _whole(run.get("steps"))
+    )
+
+
+# campaign.json's keys besides runs (launch.start writes them), with what each must be
+DEFINITION_KEYS = {
+    "jobs": _whole,
+    "threads": _whole,
+    "commit": lambda v: isinstance(v, str),
+    "data_root": lambda v: isinstance(v, str),
+    "results_dir": lambda v: isinstance(v, str),
+}
+
+
 class Campaign:
     def __init__(self, name: str, root: Path | None = None):
         self.name = name
@@ -133,10 +165,16 @@ class Campaign:
                 f"unreadable {self.definition_file} ({_first_line(e)}); {self._definition_fix}"
             ) from None
         runs = definition.get("runs") if isinstance(definition, dict) else None
-        if not isinstance(runs, list) or not all(
-            isinstance(r, dict) and {"overrides", "experiment", "run_id", "depth", "steps"} <= set(r) for r in runs
-        ):
+        if not isinstance(runs, list) or not all(_planned_run(r) for r in runs):
             raise CampaignError(f"{self.definition_file} does not list a campaign's runs; {self._definition_fix}")
+        # what status, the supervisor and collect read besides the runs (a campaign.json edited by hand, or not
+        # a campaign's): each of the right kind, or one line here rather than a traceback there
+        wrong = [key for key, ok in DEFINITION_KEYS.items() if not ok(definition.get(key))]
+        if wrong:
+            raise CampaignError(
+                f"{self.definition_file} is not a campaign's record ({', '.join(wrong)}: missing or of the wrong "
+                f"kind); {self._definition_fix}"
+            )
         return definition
 
     def recorded(self) -> dict:
@@ -159,9 +197,10 @@ class Campaign:
 
     def run_status(self, run: Run) -> dict:
         try:
-            return json.loads((self.run_dir(run) / "status.json").read_text())
+            status = json.loads((self.run_dir(run) / "status.json").read_text())
         except (OSError, ValueError):
             return {}
+        return status if isinstance(status, dict) else {}  # a status.json that is not a run's: the run says so
 
     def run_state(self, run: Run) -> str:
         return self.run_status(run).get("state", "waiting")

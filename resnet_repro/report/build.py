@@ -113,6 +113,8 @@ def make_report(
     """Every artifact the runs under `root` allow, into `out_dir` (default <root>/report)."""
     root = Path(root)
     out = Path(out_dir) if out_dir is not None else root / "report"
+    if out.is_symlink():  # -o a link to a folder: the report goes into that folder (swapped there, the link kept)
+        out = Path(os.path.realpath(out))
     results = load_results(root)
     nets, notes = group_runs(results)
     ymax = auto_ymax(nets) if ymax is None else ymax
