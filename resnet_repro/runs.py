@@ -86,6 +86,13 @@ def run_settings(cfg: DictConfig | dict) -> dict:
     return settings
 
 
+def claimed_data_root(cfg: DictConfig | dict) -> str | None:
+    """The data a run's process trains on, as its lock's claim names it: data.root made absolute (links
+    resolved), so that two spellings of one path agree; None where the config names none."""
+    root = (cfg.get("data") or {}).get("root")
+    return None if root is None else str(Path(str(root)).expanduser().resolve())
+
+
 def configuration(settings: dict) -> dict:
     """The settings of a run without its seed: what the runs drawn as one curve share."""
     return {k: v for k, v in settings.items() if k != "seed"}
@@ -286,6 +293,7 @@ class RunDir:
     def claim(self, cfg: DictConfig | dict) -> None:
         """Say, while holding the run's lock, which process trains it with which settings."""
         record = {"pid": os.getpid(), "host": socket.gethostname(), "settings": run_settings(cfg)}
+        record["data_root"] = claimed_data_root(cfg)  # the same settings on other data are not the same run
         atomic_write(self.holder_file, json.dumps(record, default=str) + "\n")
 
     def holder(self) -> dict | None:
@@ -317,6 +325,12 @@ class RunDir:
             raise ConfigMismatch(
                 f"another process ({process}) is training {self.path} with other settings ({diffs}); "
                 f"use another name=<sweep> or out_dir=, or wait for it and restore its values"
+            )
+        theirs, ours = record.get("data_root"), claimed_data_root(cfg)
+        if theirs is not None and theirs != ours:
+            raise ConfigMismatch(
+                f"another process ({process}) is training {self.path} on other data (data.root {theirs}, here "
+                f"{ours}); point data.root at its data, or use another name=<sweep> or out_dir="
             )
         return record
 

@@ -479,6 +479,24 @@ def test_a_locked_run_is_left_only_to_a_process_training_its_settings(tiny_batch
     assert not run.status_file.exists() and not run.config_file.exists(), "the run is left to its holder"
 
 
+def test_a_locked_run_is_not_left_to_a_process_training_its_settings_on_other_data(tiny_batches, tmp_path, capsys):
+    overrides = [*tiny_overrides(tiny_batches, tmp_path / "exp"), "depth=8"]
+    spec = make_spec(overrides)
+    run = RunDir(spec.run_dir)
+    run.path.mkdir(parents=True)
+    with FileLock(str(run.lock_file)):
+        claim = {"pid": os.getpid(), "host": socket.gethostname(), "settings": run_settings(spec.config)}
+        run.holder_file.write_text(json.dumps({**claim, "data_root": str(tmp_path / "other-data")}))
+        status, _, err = run_cli(overrides, capsys)
+        assert status == 2, err[-3000:]
+        line = one_line(err)
+        assert "another process (pid" in line and "on other data (data.root" in line and "other-data" in line, line
+        run.holder_file.write_text(json.dumps({**claim, "data_root": str(Path(tiny_batches).resolve())}))
+        status, out, err = run_cli(overrides, capsys)
+        assert status == 0 and "is training these settings" in out, err[-3000:]
+    assert not run.status_file.exists() and not run.config_file.exists(), "the run is left to its holder"
+
+
 def test_a_sweep_with_a_run_another_process_trains_is_not_done(tiny_batches, tmp_path, capsys):
     overrides = [*tiny_overrides(tiny_batches, tmp_path / "exp"), "depth=8"]
     spec = make_spec(overrides)
