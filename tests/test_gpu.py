@@ -30,14 +30,19 @@ def torch_flags():
     torch's spellings of the TF32 switches (fp32_precision from 2.9, allow_tf32 before)."""
     cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
     new_api = hasattr(cudnn, "conv")
-    fp32 = (cudnn.conv.fp32_precision, cudnn.rnn.fp32_precision, matmul.fp32_precision) if new_api else None
-    saved = (cudnn.allow_tf32, matmul.allow_tf32, cudnn.benchmark)
+    # Only the spelling of the torch at hand is read: from 2.9 reading allow_tf32 raises once an earlier test
+    # has left cuDNN's conv and RNN switches different ("cuDNN conv and cuDNN RNN have different TF32 flags").
+    if new_api:
+        tf32 = (cudnn.conv.fp32_precision, cudnn.rnn.fp32_precision, matmul.fp32_precision)
+    else:
+        tf32 = (cudnn.allow_tf32, matmul.allow_tf32)
+    benchmark = cudnn.benchmark
     yield
     if new_api:
-        cudnn.conv.fp32_precision, cudnn.rnn.fp32_precision, matmul.fp32_precision = fp32
+        cudnn.conv.fp32_precision, cudnn.rnn.fp32_precision, matmul.fp32_precision = tf32
     else:
-        cudnn.allow_tf32, matmul.allow_tf32 = saved[:2]
-    cudnn.benchmark = saved[2]
+        cudnn.allow_tf32, matmul.allow_tf32 = tf32
+    cudnn.benchmark = benchmark
     torch.use_deterministic_algorithms(False)
 
 
