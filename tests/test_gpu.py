@@ -479,9 +479,7 @@ def test_a_reports_forward_passes_claim_a_gpu_slot_and_run_in_fp32(tmp_path, mon
         seen.append((device, devices.tf32_allowed(), devices.claim(1, wait=False)))
 
     monkeypatch.setattr(callback, "make_report", make_report)
-    config = OmegaConf.create(
-        {"report": True, "hydra": {"sweep": {"dir": str(sweep)}}, "trainer": {"runs_per_gpu": 1}}
-    )
+    config = OmegaConf.create({"report": True, "hydra": {"sweep": {"dir": str(sweep)}}, "trainer": {"runs_per_gpu": 1}})
     callback.ReportCallback().on_multirun_end(config)
     assert seen[0][:2] == ("cuda:1", False), "a free GPU's slot, fp32 convolutions"
     assert seen[0][2] is None, "the slot was held while the report ran"
