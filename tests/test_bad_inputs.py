@@ -43,6 +43,7 @@ from test_resilience import (  # noqa: F401 (one_thread: one thread per process,
 )
 
 from resnet_repro import cli, report
+from resnet_repro.config import RunSpec
 from resnet_repro.runs import RunDir, run_settings
 from resnet_repro.train import train
 
@@ -446,10 +447,20 @@ def test_a_run_resumed_on_the_same_data_elsewhere_goes_on(tiny_batches, interrup
 # --------------------------------------------------------------------------- two processes, one run directory
 
 
-def holder_says(run: RunDir, settings: dict | None) -> None:
-    """What the lock's holder has said of itself: nothing yet (it is loading the data), or its settings."""
+def holder_says(run: RunDir, settings: dict | None, data_root: Path | None = None) -> None:
+    """What the lock's holder has said of itself: nothing yet (it is loading the data), or its settings (and data)."""
     if settings is not None:
-        run.holder_file.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "settings": settings}))
+        claim = {"pid": os.getpid(), "host": socket.gethostname(), "settings": settings}
+        run.holder_file.write_text(json.dumps({**claim, **({"data_root": str(data_root)} if data_root else {})}))
+
+
+def a_run_dir(tiny_batches: Path, tmp_path: Path, *args: str) -> tuple[list[str], RunSpec, RunDir]:
+    """A depth-8 run on tiny data: its overrides, its spec, and its directory, made as the lock's holder made it."""
+    overrides = [*tiny_overrides(tiny_batches, tmp_path / "exp"), "depth=8", *args]
+    spec = make_spec(overrides)
+    run = RunDir(spec.run_dir)
+    run.path.mkdir(parents=True)
+    return overrides, spec, run
 
 
 # Another process holds the run's lock (issue #25): (what it says it trains, arguments, exit status, fragments).
@@ -466,10 +477,7 @@ LOCKED = {
 @pytest.mark.parametrize("kind", LOCKED)
 def test_a_locked_run_is_left_only_to_a_process_training_its_settings(tiny_batches, tmp_path, capsys, kind):
     says_settings, args, code, says = LOCKED[kind]
-    overrides = [*tiny_overrides(tiny_batches, tmp_path / "exp"), "depth=8", *shlex.split(args)]
-    spec = make_spec(overrides)
-    run = RunDir(spec.run_dir)
-    run.path.mkdir(parents=True)
+    overrides, spec, run = a_run_dir(tiny_batches, tmp_path, *shlex.split(args))
     with FileLock(str(run.lock_file)):  # held here, as by another process training the run
         holder_says(run, says_settings(run_settings(spec.config)))
         status, out, err = run_cli(overrides, capsys)
@@ -480,28 +488,21 @@ def test_a_locked_run_is_left_only_to_a_process_training_its_settings(tiny_batch
 
 
 def test_a_locked_run_is_not_left_to_a_process_training_its_settings_on_other_data(tiny_batches, tmp_path, capsys):
-    overrides = [*tiny_overrides(tiny_batches, tmp_path / "exp"), "depth=8"]
-    spec = make_spec(overrides)
-    run = RunDir(spec.run_dir)
-    run.path.mkdir(parents=True)
+    overrides, spec, run = a_run_dir(tiny_batches, tmp_path)
     with FileLock(str(run.lock_file)):
-        claim = {"pid": os.getpid(), "host": socket.gethostname(), "settings": run_settings(spec.config)}
-        run.holder_file.write_text(json.dumps({**claim, "data_root": str(tmp_path / "other-data")}))
+        holder_says(run, run_settings(spec.config), tmp_path / "other-data")
         status, _, err = run_cli(overrides, capsys)
         assert status == 2, err[-3000:]
         line = one_line(err)
         assert "another process (pid" in line and "on other data (data.root" in line and "other-data" in line, line
-        run.holder_file.write_text(json.dumps({**claim, "data_root": str(Path(tiny_batches).resolve())}))
+        holder_says(run, run_settings(spec.config), Path(tiny_batches).resolve())
         status, out, err = run_cli(overrides, capsys)
         assert status == 0 and "is training these settings" in out, err[-3000:]
     assert not run.status_file.exists() and not run.config_file.exists(), "the run is left to its holder"
 
 
 def test_a_sweep_with_a_run_another_process_trains_is_not_done(tiny_batches, tmp_path, capsys):
-    overrides = [*tiny_overrides(tiny_batches, tmp_path / "exp"), "depth=8"]
-    spec = make_spec(overrides)
-    run = RunDir(spec.run_dir)
-    run.path.mkdir(parents=True)
+    overrides, spec, run = a_run_dir(tiny_batches, tmp_path)
     with FileLock(str(run.lock_file)):
         holder_says(run, run_settings(spec.config))
         status, out, err = run_cli(["-m", *overrides], capsys)
