@@ -14,7 +14,7 @@ from ..config import CONF_DIR, ConfigError, compose, resolve
 from ..runs import atomic_write
 from . import carry
 from .collect import copy_record
-from .store import Campaign, CampaignError, Run, cpu, read_definition_file
+from .store import Campaign, CampaignError, Run, cpu, positive_whole, read_definition_file
 
 REPO = Path(__file__).resolve().parents[2]  # a checkout: campaigns clone it, so they need one
 CAMPAIGN_CONFIGS = CONF_DIR / "campaign"
@@ -33,7 +33,7 @@ def load_definition(name: str) -> dict:
     spec = read_definition_file(path)  # a mapping, or CampaignError in one line
     for key in ("jobs", "threads"):
         value = spec.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not positive_whole(value):
             raise CampaignError(f"{path}: {key}={value} must be a positive whole number")
     if not spec.get("runs"):
         raise CampaignError(f"{path}: no runs listed under runs:")

@@ -92,7 +92,8 @@ class Run:
         return f"{self.experiment}/{self.run_id}"
 
 
-def _whole(value) -> bool:
+def positive_whole(value) -> bool:
+    """A whole number >= 1 (not True, which Python counts as 1): jobs, threads, a run's depth and steps."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
@@ -109,15 +110,15 @@ def _planned_run(run) -> bool:
         and isinstance(run.get("run_id"), str)
         and not Path(run["run_id"]).is_absolute()
         and ".." not in Path(run["run_id"]).parts
-        and _whole(run.get("depth"))
-        and _whole(run.get("steps"))
+        and positive_whole(run.get("depth"))
+        and positive_whole(run.get("steps"))
     )
 
 
 # campaign.json's keys besides runs (launch.start writes them), with what each must be
 DEFINITION_KEYS = {
-    "jobs": _whole,
-    "threads": _whole,
+    "jobs": positive_whole,
+    "threads": positive_whole,
     "commit": lambda v: isinstance(v, str),
     "data_root": lambda v: isinstance(v, str),
     "results_dir": lambda v: isinstance(v, str),
