@@ -13,13 +13,14 @@ weights (last.ckpt, or a collected run's weights.pt). No training code is import
 A forward pass over the test set costs minutes per run on a CPU, so the numbers are kept in the
 run's folder, `figure7_stats.json`, keyed by what they are computed from: the weights file's
 name, size and SHA-256 (a hash, not a date: a collected run's weights.pt keeps it through a git
-clone), the net, and the data settings (data root as given, val_size, split_seed, images). A
-report of a finished sweep reads them back in milliseconds; any change of key recomputes them.
+clone), the net, and the data settings (the data's name and SHA-256, `data.source_key`, wherever it lies;
+val_size, split_seed, images). A report of a finished sweep reads them back in milliseconds; any change of
+key recomputes them.
 The same forward pass also gives the net's prediction for every test image, kept beside them in
 `test_predictions.json` (same key): the claims table pairs two nets' errors image by image with them
 (`run_test_predictions`), so the test-set sampling noise of a difference needs no second pass.
-The data root is keyed by its path, not its content: a copy replaced at the same path is not
-noticed (delete the run's figure7_stats.json).
+Where the data is not at hand, numbers cached from data of the same file name are read back (a report of
+committed runs on a machine without the data); they cannot be computed again there.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .data import DataError, EvalBatches, load_cifar10, split_cifar10
+from .data import DataError, EvalBatches, load_cifar10, same_source, source_key, split_cifar10
 from .models import CifarNet, build_model, net_name
 from .runs import RunDir, atomic_write
 
@@ -191,18 +192,28 @@ def cache_key(run: Mapping, weights: Path, data_root: str, max_images: int | Non
         # a bottleneck net's key names its block; a basic net's key is as it was before blocks existed
         "net": [run["arch"], int(run["depth"]), run["shortcut"]]
         + [b for b in [run.get("block")] if b not in (None, "basic")],
-        "data.root": data_root,
+        "data": source_key(data_root),
         "data.val_size": int(run["data.val_size"]),
         "data.split_seed": int(run["data.split_seed"]),
         "images": max_images or "all",
     }
 
 
+def key_matches(cached: object, key: dict) -> bool:
+    """Whether a cache written under the key `cached` holds for `key`: every entry equal, the data the same source."""
+    return (
+        isinstance(cached, dict)
+        and cached.keys() == key.keys()
+        and all(cached[k] == v for k, v in key.items() if k != "data")
+        and same_source(cached["data"], key["data"])
+    )
+
+
 def read_cache(path: Path, key: dict) -> list[float] | None:
     """The cached numbers if `path` holds them for `key`; None otherwise (absent, damaged, or another key)."""
     try:
         cached = json.loads(path.read_text())
-        if cached["key"] == key and all(isinstance(s, float) for s in cached["stds"]):
+        if key_matches(cached["key"], key) and all(isinstance(s, float) for s in cached["stds"]):
             return cached["stds"]
     except (OSError, ValueError, KeyError, TypeError):  # a damaged cache is recomputed and rewritten
         pass
@@ -213,7 +224,7 @@ def read_predictions(path: Path, key: dict) -> dict | None:
     """{"predicted": [...], "labels": [...]} if `path` holds them for `key`; None otherwise."""
     try:
         cached = json.loads(path.read_text())
-        if cached["key"] == key and len(cached["predicted"]) == len(cached["labels"]) > 0:
+        if key_matches(cached["key"], key) and len(cached["predicted"]) == len(cached["labels"]) > 0:
             return {"predicted": [int(p) for p in cached["predicted"]], "labels": [int(x) for x in cached["labels"]]}
     except (OSError, ValueError, KeyError, TypeError):
         pass

@@ -14,6 +14,7 @@ tensor operations on the training device: no PIL, no worker processes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import os
@@ -387,6 +388,42 @@ def _fingerprint(root: Path, layout: str) -> str:
         stat = p.stat()
         h.update(f"{p.relative_to(root) if p != root else p.name}|{stat.st_size}|{stat.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
+
+
+def source_key(root: str | os.PathLike) -> dict:
+    """What a data root holds, for the keys of numbers computed from it (Figure 7's, the gradients'): its name
+    and the SHA-256 of its contents (a file's bytes; a folder's files, names and bytes), wherever it lies, so
+    that numbers cached beside committed runs hold on any machine and a copy replaced at the same path is
+    noticed. {"name", "sha256": None} where nothing is at `root` (see `same_source`)."""
+    root = Path(root).expanduser()
+    digest = None
+    if root.exists():
+        digest = _contents_sha256(str(root.resolve()), _fingerprint(root, "file" if root.is_file() else "folder"))
+    return {"name": root.name, "sha256": digest}
+
+
+@functools.lru_cache(maxsize=8)
+def _contents_sha256(resolved: str, stamp: str) -> str:
+    """`stamp` (the files' names, sizes and times) makes a changed source a new entry of this per-process cache."""
+    root, h = Path(resolved), hashlib.sha256()
+    for p in [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()):
+        if p != root:
+            h.update(f"{p.relative_to(root).as_posix()}\0".encode())
+        with open(p, "rb") as f:
+            for block in iter(lambda f=f: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def same_source(cached, current: dict) -> bool:
+    """Whether numbers cached from the source `cached` hold for `current` (both `source_key`s): the same contents;
+    where the data is not at hand (no digest), a source of the same name: the numbers cannot be computed again,
+    and the cache was computed from the data the run named (a report of committed runs on a machine without it)."""
+    if not isinstance(cached, dict) or not isinstance(cached.get("sha256"), str):
+        return False
+    if current["sha256"] is None:
+        return cached.get("name") == current["name"]
+    return cached["sha256"] == current["sha256"]
 
 
 def load_cifar10(

@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .analysis import Unavailable, load_model
-from .data import DataError, TrainBatches, load_cifar10, split_cifar10
+from .analysis import Unavailable, key_matches, load_model
+from .data import DataError, TrainBatches, load_cifar10, source_key, split_cifar10
 from .models import CifarNet, build_model
 from .runs import RunDir, atomic_write
 
@@ -223,7 +223,7 @@ def run_gradient_norms(
     step, source, kind, index, name, norm, rms. Every checkpoint sees the same batches.
 
     Kept in the run's folder (gradient_norms.json), keyed by what they are computed from (the checkpoint
-    files' names, sizes and SHA-256, the seed, the batches, the data settings), as Figure 7's numbers are."""
+    files' names, sizes and SHA-256, the seed, the batches, the data and its settings), as Figure 7's numbers are."""
     folder = RunDir(run["path"])
     root = str(data_root if data_root is not None else run["data.root"])
     files = [p for p in [*snapshots(folder.path).values(), folder.final_weights()] if p is not None]
@@ -234,7 +234,7 @@ def run_gradient_norms(
         "seed": int(run["seed"]),
         "batches": batches,
         "batch_size": batch_size or int(run["batch_size"]),
-        "data.root": root,
+        "data": source_key(root),
         "data.val_size": int(run["data.val_size"]),
         "data.split_seed": int(run["data.split_seed"]),
     }
@@ -271,7 +271,7 @@ def read_cache(path: Path, key: dict) -> pd.DataFrame | None:
     """The cached rows if `path` holds them for `key`; None otherwise (absent, damaged, or another key)."""
     try:
         cached = json.loads(path.read_text())
-        if cached["key"] == key:
+        if key_matches(cached["key"], key):
             return pd.DataFrame(cached["rows"], columns=["step", "source", "kind", "index", "name", "norm", "rms"])
     except (OSError, ValueError, KeyError, TypeError):  # a damaged cache is recomputed and rewritten
         pass

@@ -5,11 +5,15 @@ cached per run, so a second report makes no forward pass."""
 from __future__ import annotations
 
 import json
+import os
+import pickle
+import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
-from conftest import make_config
+from conftest import make_config, write_batches
 from omegaconf import OmegaConf
 from test_bad_inputs import DAMAGED_READING, HEALTHY
 from test_report import fake_run
@@ -149,6 +153,29 @@ def test_a_second_report_reads_figure7_from_the_cache_without_a_forward_pass(
     report = make_report(tmp_path, tmp_path / "second", verbose=False)
     assert len(count_forward_passes) == 2 and report.complete, report.left_out
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "second" / "figure7.csv"), first)
+
+
+def test_figure7s_cache_knows_the_data_by_its_contents_wherever_it_lies(tmp_path, tiny_batches, count_forward_passes):
+    collected_run(tmp_path, "plain", 8, tiny_batches)
+    row = load_results(tmp_path).runs.iloc[0]
+    first = analysis.run_response_stds(row)
+    # the same data at another path (another machine, a clone beside another shared/), spelled relatively: read back
+    moved = Path(shutil.copytree(tiny_batches, tmp_path / "elsewhere" / tiny_batches.name))
+    spelled = os.path.relpath(moved, Path.cwd())
+    assert analysis.run_response_stds(row, data_root=spelled) == first and len(count_forward_passes) == 1
+    # other data at that path: computed again (a path key would have read back numbers of the old data)
+    shutil.rmtree(moved)
+    write_batches(moved)
+    test_batch = moved / "cifar-10-batches-py" / "test_batch"
+    batch = pickle.loads(test_batch.read_bytes())
+    batch["data"] = 255 - batch["data"]
+    test_batch.write_bytes(pickle.dumps(batch))
+    assert analysis.run_response_stds(row, data_root=moved) != first and len(count_forward_passes) == 2
+    # no data at hand: the numbers cached from data of that name are read back, as they cannot be computed
+    shutil.rmtree(moved)
+    assert analysis.run_response_stds(row, data_root=moved) != first and len(count_forward_passes) == 2
+    with pytest.raises(analysis.Unavailable):  # data of another name: nothing cached holds, nothing to compute from
+        analysis.run_response_stds(row, data_root=tmp_path / "nothing-here")
 
 
 def test_figure7s_cache_is_recomputed_when_what_it_was_made_from_changes(tmp_path, tiny_batches, count_forward_passes):

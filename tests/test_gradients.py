@@ -1,5 +1,7 @@
 """Gradient flow and F(x)+x, measured: the numbers are what autograd says, checkpoints are found, the claim decides."""
 
+import shutil
+
 import pandas as pd
 import pytest
 import pytorch_lightning as pl
@@ -7,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from conftest import make_spec, tiny_overrides
 
+from resnet_repro import gradients
 from resnet_repro.gradients import (
     HEALTHY_FACTOR,
     checkpoints,
@@ -96,7 +99,7 @@ def test_initialisation_from_the_seed_is_trainings(tiny_batches, tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(trained_from.state_dict().values(), rebuilt.state_dict().values()))
 
 
-def test_a_runs_checkpoints_and_its_cached_norms(tiny_batches, tmp_path):
+def test_a_runs_checkpoints_and_its_cached_norms(tiny_batches, tmp_path, monkeypatch):
     """Training keeps snapshots (trainer.snapshots); their step 0 is the net rebuilt from the seed."""
     spec = make_spec(
         ["arch=resnet", "depth=8", "trainer.snapshots=[0,0.5,1.0]", *tiny_overrides(tiny_batches, tmp_path)]
@@ -117,6 +120,10 @@ def test_a_runs_checkpoints_and_its_cached_norms(tiny_batches, tmp_path):
     assert (spec.run_dir / "gradient_norms.json").is_file()
     again = run_gradient_norms(run, batches=1, batch_size=16)  # read back, the same numbers
     pd.testing.assert_frame_equal(norms, again)
+    # the same data elsewhere is the same data: read back, though nothing is loaded (the data is unreadable there)
+    moved = shutil.copytree(tiny_batches, tmp_path / "moved")
+    monkeypatch.setattr(gradients, "load_cifar10", lambda *a, **k: pytest.fail("the data was loaded"))
+    pd.testing.assert_frame_equal(norms, run_gradient_norms(run, moved, batches=1, batch_size=16))
 
 
 def test_residual_ratio_is_zero_when_the_branch_is_and_one_for_a_copy():
