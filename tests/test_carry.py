@@ -144,3 +144,24 @@ def test_a_carried_campaign_runs_the_code_it_ran_where_the_checkout_has_it(tmp_p
     elsewhere.dir.mkdir(parents=True)
     assert pin_code(elsewhere, update=False, pinned="f" * 40) == git("rev-parse", "HEAD", cwd=REPO)
     assert "which this checkout lacks; it goes on with HEAD" in capsys.readouterr().out
+
+
+def test_a_note_reaches_the_run_md_of_its_experiment_through_a_carry(stopped, tmp_path, capsys):
+    from resnet_repro.campaign import collect
+    from resnet_repro.campaign.cli import main
+
+    campaign, _ = stopped
+    home = ["--home", str(campaign.dir.parent)]
+    text = "plain-56 at step 1,269 of 64,000 was lost with the machine; restarted from scratch"
+    assert main(["note", "trial", "--text", text, "--experiment", "tenth", *home]) == 0
+    assert main(["note", "trial", "--text", "for every experiment", *home]) == 0
+    for bad in (["--text", " "], ["--text", "two\nlines"], ["--text", "x", "--experiment", "paper"]):
+        assert main(["note", "trial", *bad, *home]) == 2
+        assert capsys.readouterr().err.count("\n") == 1  # one line, naming the fix
+    assert main(["note", "nothing", "--text", "x", *home]) == 2  # a campaign this machine does not have
+    carry.pack("trial", campaign.dir.parent, tmp_path / "carried")  # the notes travel in events.jsonl
+    moved = Campaign("trial", tmp_path / "new-home")
+    assert carry.unpack(moved, tmp_path / "carried")
+    written = collect.run_md(moved, moved.definition(), "tenth", moved.runs())
+    assert f": {text}" in written and ": for every experiment" in written.split("### Notes")[1]
+    assert text not in collect.run_md(moved, moved.definition(), "paper", moved.runs())

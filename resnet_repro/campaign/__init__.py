@@ -6,6 +6,7 @@
     python -m resnet_repro.campaign pause evidence     # SIGSTOP (for a benchmark); `continue` resumes
     python -m resnet_repro.campaign collect evidence   # finished runs -> results/<experiment>/, report, RUN.md
     python -m resnet_repro.campaign carry evidence     # a stopped campaign -> campaigns/evidence.tar, to commit
+    python -m resnet_repro.campaign note evidence --text "..."   # a line for RUN.md the events cannot say
 
 A campaign is a list of runs (conf/campaign/<name>.yaml) trained in the background at the
 lowest priority (nice 19), `jobs` at a time, each a plain `run.py` process. It lives outside the

@@ -1,4 +1,4 @@
-"""The command line: `python -m resnet_repro.campaign start|status|stop|pause|continue|collect|carry <name>` (see the package's docstring)."""
+"""The command line: `python -m resnet_repro.campaign start|status|stop|pause|continue|collect|carry|note <name>` (see the package's docstring)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m resnet_repro.campaign", description="Long sweeps in the background, resumed across sessions."
     )
     parser.add_argument(
-        "command", choices=["start", "stop", "status", "pause", "continue", "collect", "carry", "_supervise"]
+        "command", choices=["start", "stop", "status", "pause", "continue", "collect", "carry", "note", "_supervise"]
     )
     parser.add_argument("name", help="the campaign: conf/campaign/<name>.yaml (start also takes a .yaml path)")
     parser.add_argument("--data-root", help="CIFAR-10 for the runs (default: $CIFAR10_ROOT or ../shared/data's copy)")
@@ -25,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
         "--update-code", action="store_true", help="start: move the pinned code to this checkout's HEAD"
     )
     parser.add_argument("--no-report", action="store_true", help="collect: copy runs and write RUN.md only")
+    parser.add_argument(
+        "--text", help="note: one line for RUN.md, what the campaign's events cannot say (a run lost with a machine)"
+    )
+    parser.add_argument("--experiment", help="note: only the RUN.md of results/<experiment>/ (default: each one)")
     parser.add_argument("--home", help=f"campaigns folder (default: ${HOME_ENV} or ~/resnet-repro-campaigns)")
     args = parser.parse_args(argv)
     root = Path(args.home).expanduser() if args.home else None
@@ -41,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
             collect.collect(args.name, root, report=not args.no_report)
         elif args.command == "carry":
             carry.pack(args.name, root)
+        elif args.command == "note":
+            collect.note(args.name, args.text, args.experiment, root)
         if args.command in ("stop", "status"):
             progress.status(args.name, root)
         return 0

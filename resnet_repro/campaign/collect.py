@@ -77,6 +77,20 @@ def collect(name: str, root: Path | None = None, report: bool = True) -> None:
         print(f"  wrote {folder / 'RUN.md'}")
 
 
+def note(name: str, text: str | None, experiment: str | None = None, root: Path | None = None) -> None:
+    """A line written into the campaign's events, shown in RUN.md by every later collect (of `experiment` only, if
+    named): what happened that the events cannot record, e.g. a run's progress lost with a machine."""
+    campaign = Campaign(name, root)
+    runs = campaign.runs()  # or CampaignError: not started on this machine
+    if not text or not text.strip() or "\n" in text:
+        raise CampaignError(f'note: give its text as one line: --text "..." ({campaign.command("note")} --text ...)')
+    if experiment is not None and experiment not in {run.experiment for run in runs}:
+        known = ", ".join(sorted({run.experiment for run in runs}))
+        raise CampaignError(f"note: campaign {name} trains no experiment {experiment}; name one of: {known}")
+    campaign.event("note", text=text.strip(), **({"experiment": experiment} if experiment else {}))
+    print(f"campaign {name}: noted; it shows in RUN.md at the next `{campaign.command('collect')}`")
+
+
 def training_time(rows: list[dict]) -> tuple[float, float]:
     """(seconds of training and evaluation, seconds of pauses) of a run, from its metrics' elapsed_s: an interval
     between log points that took more than PAUSE_FACTOR times the median of its kind (with or without an evaluation)
@@ -188,6 +202,9 @@ def run_md(campaign: Campaign, definition: dict, experiment: str, runs: list[Run
             lines.append(f"  - {x['time']} {x['run']} exited (code {x['code']}) at step {x['step']:,}: {x['state']}")
         if stretch["stop"]:
             lines.append(f"- {stretch['stop']['time']} stop: {stretch['stop'].get('reason')}")
+    notes = [e for e in campaign.events() if e["event"] == "note" and e.get("experiment") in (None, experiment)]
+    if notes:
+        lines += ["", "### Notes", ""] + [f"- {e['time']}: {e.get('text', '')}" for e in notes]
     return "\n".join(lines) + "\n"
 
 
