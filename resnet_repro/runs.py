@@ -69,9 +69,10 @@ RUNTIME_KEYS = (
 
 def run_settings(cfg: DictConfig | dict) -> dict:
     """What defines a run, flat ({"optim.lr": 0.1, ...}): its config without the runtime keys, the
-    shortcut resolved (unset and the arch's own are one net). Two configs with equal settings are one
-    run (a resume may change the rest); runs whose settings differ only in `seed` are repeats of one
-    configuration (`configuration`)."""
+    shortcut resolved (unset and the arch's own are one net), a key set to null left out (null means what
+    the key's absence means: a run made before the key existed, e.g. data.subset, is one with a run that
+    has it null). Two configs with equal settings are one run (a resume may change the rest); runs whose
+    settings differ only in `seed` are repeats of one configuration (`configuration`)."""
     if isinstance(cfg, DictConfig):  # conf/config.yaml itself has both; a run's config has neither
         cfg = OmegaConf.to_container(
             OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("defaults", "hydra")]), resolve=True
@@ -83,7 +84,7 @@ def run_settings(cfg: DictConfig | dict) -> dict:
         settings["block"] = resolve_block(settings.get("block"))  # runs made before the key existed: basic
     except ValueError:  # a refused setting: compared as it was written
         pass
-    return settings
+    return {k: v for k, v in settings.items() if v is not None}
 
 
 def claimed_data_root(cfg: DictConfig | dict) -> str | None:

@@ -151,6 +151,19 @@ def test_longest_configuration_of_a_net_is_used_and_the_other_named(tmp_path):
     assert any("plain-20: left out 1 run(s) with other settings (sweep short, steps=1000)" in n for n in report.notes)
 
 
+def test_a_run_made_before_a_key_existed_is_a_seed_of_the_same_configuration(tmp_path):
+    # results/tenth: seed 0 was trained before data.subset existed, seed 1 after (data.subset: null)
+    old = fake_run(tmp_path, "resnet", 20, 0, {"train": [0.5, 0.2], "test": [0.5, 0.20]})
+    fake_run(tmp_path, "resnet", 20, 1, {"train": [0.5, 0.2], "test": [0.5, 0.30]})
+    config = OmegaConf.load(old.config_file)
+    del config.data["subset"]
+    old.config_file.write_text(OmegaConf.to_yaml(config))
+    report = make_report(tmp_path, tmp_path / "report", figure7_on=False, verbose=False)
+    table = pd.read_csv(tmp_path / "report" / "table6.csv")
+    assert table.runs.tolist() == [2] and table.test_error_mean.tolist() == [25.0], report.notes
+    assert not [n for n in report.notes if "other settings" in n]
+
+
 def test_nothing_to_report_and_bad_paths(tmp_path, capsys):
     assert main([str(tmp_path / "absent")]) == 2
     assert "no runs folder at" in capsys.readouterr().err
