@@ -244,13 +244,13 @@ def _compare(
             "verdict": NOT_MEASURED,
         }
     what = {"late": "mean over the last quarter of training", "final": "at the end of training"}[statistic]
-    margin = hi_value - lo_value
+    margin = round(hi_value - lo_value, 4)  # one number wherever it is written (the table, the CSV, the text)
     noise = difference_noise(curves, hi, lo, split, statistic, predictions)
     return {
         "claim": claim,
         "evidence": f"{'training' if split == 'train' else 'test'} error, {what}: {_name(*hi)} {hi_value:.2f}% vs "
         f"{_name(*lo)} {lo_value:.2f}% ({margin:+.2f} points)",
-        "margin": round(margin, 4),
+        "margin": margin,
         "noise": round(noise.std, 4),
         "noise_basis": noise.basis,
         "seeds": _seeds_note(curves, [hi, lo], split),
