@@ -165,3 +165,46 @@ def test_a_note_reaches_the_run_md_of_its_experiment_through_a_carry(stopped, tm
     written = collect.run_md(moved, moved.definition(), "tenth", moved.runs())
     assert f": {text}" in written and ": for every experiment" in written.split("### Notes")[1]
     assert text not in collect.run_md(moved, moved.definition(), "paper", moved.runs())
+
+
+def test_collect_remakes_a_report_only_when_its_runs_changed(stopped, monkeypatch, capsys):
+    """A collect at the end of a session with no run finished leaves the committed report as it was (remade, only
+    its dates and footers would change); a run collected since, or --report-all, remakes it."""
+    import resnet_repro.report as report
+    from resnet_repro.campaign import collect
+
+    campaign, _ = stopped
+    made = []
+
+    def fake_report(runs, out, command=None):  # the report of what is in runs/ now, as provenance.json records it
+        records = [
+            json.loads(p.read_text()) | {"run": p.parent.relative_to(runs).as_posix()}
+            for p in runs.rglob("status.json")
+        ]
+        rows = [{"run": r["run"], "status": r["state"], "last_step": r["step"]} for r in records]
+        (out / "provenance.json").write_text(json.dumps({"artifacts": {"curves": {"nets": [{"runs": rows}]}}}))
+        made.append(sorted(r["run"] for r in rows))
+
+    def finished(run_id):  # with a checkpoint collect can take the weights from
+        import torch
+
+        folder = campaign.runs_dir / "tenth" / run_id
+        if not folder.is_dir():
+            run_dir(folder, "done", 100)
+        torch.save({"state_dict": {"model.w": torch.zeros(1)}}, folder / "last.ckpt")
+
+    monkeypatch.setattr(report, "make_report", fake_report)
+    results = Path(campaign.definition()["results_dir"]) / "tenth"
+    finished("resnet-20/seed0")
+    collect.collect("trial", campaign.dir.parent)
+    assert made == [["resnet-20/seed0"]] and collect.report_is_current(results)
+    collect.collect("trial", campaign.dir.parent)  # nothing new: kept
+    assert len(made) == 1 and "kept as it was" in capsys.readouterr().out
+    collect.collect("trial", campaign.dir.parent, report_all=True)
+    assert len(made) == 2
+    finished("resnet-20/seed2")  # since
+    assert collect.report_is_current(results)  # of the runs in results/: seed2 is not there yet
+    collect.collect("trial", campaign.dir.parent)
+    assert made[-1] == ["resnet-20/seed0", "resnet-20/seed2"]
+    (results / "runs" / "resnet-20" / "seed2" / "status.json").write_text("{cut")  # a damaged record: remade
+    assert not collect.report_is_current(results)

@@ -26,6 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-report", action="store_true", help="collect: copy runs and write RUN.md only")
     parser.add_argument(
+        "--report-all",
+        action="store_true",
+        help="collect: remake every experiment's report, also those with no newly collected run",
+    )
+    parser.add_argument(
         "--text", help="note: one line for RUN.md, what the campaign's events cannot say (a run lost with a machine)"
     )
     parser.add_argument("--experiment", help="note: only the RUN.md of results/<experiment>/ (default: each one)")
@@ -42,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command in ("pause", "continue"):
             launch.pause(args.name, args.command == "continue", root)
         elif args.command == "collect":
-            collect.collect(args.name, root, report=not args.no_report)
+            collect.collect(args.name, root, report=not args.no_report, report_all=args.report_all)
         elif args.command == "carry":
             carry.pack(args.name, root)
         elif args.command == "note":

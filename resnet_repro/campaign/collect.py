@@ -3,6 +3,7 @@ per experiment the report and RUN.md: how the results were made, on which machin
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import statistics
@@ -48,8 +49,31 @@ def copy_record(campaign: Campaign, run: Run, results_dir: Path) -> Path:
     return target
 
 
-def collect(name: str, root: Path | None = None, report: bool = True) -> None:
-    """Every finished run into results/, then per experiment: the report and RUN.md."""
+def report_is_current(folder: Path) -> bool:
+    """Whether the report in `folder` was made from the runs now in folder/runs: each of them, in its state and
+    at its step, is one its provenance.json lists. A run collected since, a damaged record, no provenance: False."""
+    try:
+        provenance = json.loads((folder / "provenance.json").read_text())
+        reported = {
+            (r["run"], r["status"], r["last_step"])
+            for artifact in provenance["artifacts"].values()
+            for net in artifact.get("nets", [])
+            for r in net["runs"]
+        }
+        for status_file in (folder / "runs").rglob("status.json"):
+            status = json.loads(status_file.read_text())
+            run = status_file.parent.relative_to(folder / "runs").as_posix()
+            if (run, status["state"], status["step"]) not in reported:
+                return False
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return True
+
+
+def collect(name: str, root: Path | None = None, report: bool = True, report_all: bool = False) -> None:
+    """Every finished run into results/, then per experiment: RUN.md, and the report unless it was made from the
+    runs there now (remade, only its dates and footers would change); `report_all` remakes every one (after a
+    change to the report's code)."""
     campaign = Campaign(name, root)
     definition = campaign.definition()
     results_dir = Path(definition["results_dir"])
@@ -62,7 +86,9 @@ def collect(name: str, root: Path | None = None, report: bool = True) -> None:
         folder = results_dir / experiment
         if not (folder / "runs").is_dir():
             continue
-        if report:
+        if report and not report_all and report_is_current(folder):
+            print(f"  {folder}: its report is of the runs there now; kept as it was (--report-all remakes it)")
+        elif report:
             from ..report import make_report
             from ..report.build import claim_folder
 
