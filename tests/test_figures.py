@@ -180,3 +180,18 @@ def test_figure7_takes_a_log_axis_where_its_stds_span_more_than_ten_times(tmp_pa
     spread["plain"] = [1.2] * 7  # within 10x: linear from 0
     make_report(tmp_path, tmp_path / "report2", verbose=False)
     assert [ax.get_yscale() for ax in drawn["figure7"].axes] == ["linear", "linear"]
+
+
+def test_every_title_fits_its_figure(tmp_path, drawn, monkeypatch):
+    """A title made from the nets drawn grows with them: with the paper's four Figure 7 nets it ran off both edges
+    of results/tenth/figure7.png. It wraps to the figure's width, and the panels stay below it."""
+    sweep_of(tmp_path, 4000, nets=(("plain", (20, 56)), ("resnet", (20, 56))))
+    monkeypatch.setattr(figure7_module, "run_response_stds", lambda run, *a, **k: [1.0] * ((run["depth"] - 2) // 2 * 2))
+    make_report(tmp_path, tmp_path / "report", verbose=False)
+    assert {"figure1", "figure6", "figure7", "pairs"} <= set(drawn)
+    for name, fig in drawn.items():
+        FigureCanvasAgg(fig).draw()
+        title = fig._suptitle.get_window_extent()
+        assert 0 <= title.x0 and title.x1 <= fig.bbox.width, name
+        assert all(ax.get_tightbbox().y1 <= title.y0 for ax in fig.axes), name  # no panel under the title
+    assert "\n" in drawn["figure7"]._suptitle.get_text()  # this one is long enough to wrap

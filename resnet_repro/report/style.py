@@ -95,7 +95,11 @@ def new_figure(name: str, nrows: int, ncols: int, width_share: float = 1.0, **kw
 
 def finish(fig: Figure, title: str, footer: str, out: Path, name: str) -> list[Path]:
     """Title on top, provenance below, a tight layout between; PNG and PDF of the same figure."""
-    fig.suptitle(title, fontsize=14, fontweight="bold")
+    heading = fig.suptitle(title, fontsize=14, fontweight="bold")
+    # A title made from the nets drawn can be wider than the figure: wrapped at words to the width it measures.
+    overflow = heading.get_window_extent().width / (0.96 * fig.bbox.width)
+    if overflow > 1:
+        heading.set_text(textwrap.fill(title, int(len(title) / overflow)))
     width = int(fig.get_figwidth() * 72 / (8.5 * 0.56))  # characters of 8.5 pt DejaVu Sans across the figure
     footer = "\n".join(textwrap.fill(line, width) for line in footer.splitlines())
     fig.text(0.01, 0.01, footer, fontsize=8.5, color="0.3", va="bottom", ha="left", family="DejaVu Sans")
