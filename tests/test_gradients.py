@@ -140,3 +140,62 @@ def test_residual_ratio_is_zero_when_the_branch_is_and_one_for_a_copy():
     stem = torch.relu(model.bn1(model.conv1(batches(1)[0][0])))
     expected = (block.residual(stem).flatten(1).norm(dim=1) / stem.flatten(1).norm(dim=1)).mean().item()
     assert residual_ratios(model, batches(1))[0] == pytest.approx(expected, rel=1e-5) and ratio > 0
+
+
+def test_the_one_run_measured_per_net_is_the_one_named(tmp_path, monkeypatch):
+    """Gradient flow and F(x)+x measure each net's first finished run: their footers and provenance name that run
+    and its seed, not the seeds they did not measure (results/tenth's said 'seeds 0,1,2' over seed 0's numbers)."""
+    import json
+
+    from test_report import fake_run
+
+    from resnet_repro.report import figure7, make_report
+    from resnet_repro.report import gradients as report_gradients
+
+    for arch in ("plain", "resnet"):
+        for seed in (1, 0, 2):
+            fake_run(tmp_path, arch, 20, seed, {"train": [0.5, 0.4], "test": [0.5, 0.4]})
+    measured = []
+
+    def norms(run, data_root=None):
+        measured.append(run["run"])
+        return pd.DataFrame(
+            [
+                {"run": run["run"], "net": run["net"], "arch": run["arch"], "depth": 20, "shortcut": run["shortcut"]}
+                | {"block": "basic", "step": step, "source": "s", "kind": kind, "index": i, "name": f"l{i}"}
+                | {"norm": 1.0 + i, "rms": 1.0}
+                for step in (0, 2000)
+                for kind in ("weight", "output")
+                for i in range(1, 4)
+            ]
+        )
+
+    def ratios(run, data_root=None, announce=None):
+        measured.append(run["run"])
+        return pd.DataFrame(
+            {"run": run["run"], "net": run["net"], "arch": run["arch"], "depth": 20, "shortcut": run["shortcut"]}
+            | {"block": "basic", "index": range(1, 4), "ratio": [0.5, 0.6, 0.7]}
+        )
+
+    footers = {}
+
+    def keep(fig, title, footer, out, name, finish=report_gradients.finish):
+        footers[name] = footer
+        return finish(fig, title, footer, out, name)
+
+    monkeypatch.setattr(report_gradients, "run_gradient_norms", norms)
+    monkeypatch.setattr(report_gradients, "run_residual_ratios", ratios)
+    monkeypatch.setattr(report_gradients, "finish", keep)
+    monkeypatch.setattr(figure7, "run_response_stds", lambda run, *a, **k: [1.0] * 18)
+    make_report(tmp_path, tmp_path / "report", verbose=False)  # Figure 7 on: these come with it
+    assert sorted(measured) == ["hand/plain-20/seed0"] * 2 + ["hand/resnet-20/seed0"] * 2
+    assert set(footers) == {"gradients-20", "residuals"}
+    for footer in footers.values():
+        assert "seeds 0 " in footer and "0,1,2" not in footer and "3 runs" not in footer
+    provenance = json.loads((tmp_path / "report" / "provenance.json").read_text())["artifacts"]
+    for name in ("gradients", "residuals"):
+        assert [r["run"] for net in provenance[name]["nets"] for r in net["runs"]] == [
+            "hand/plain-20/seed0",
+            "hand/resnet-20/seed0",
+        ]
+    assert len(provenance["curves"]["nets"][0]["runs"]) == 3  # the curves keep every seed

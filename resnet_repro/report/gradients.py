@@ -7,6 +7,7 @@ Numbers: `resnet_repro.gradients` (loss-gradient norms at every checkpoint of a 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -50,6 +51,18 @@ def _pairs(nets: list[NetRuns]) -> dict[int, tuple[NetRuns, NetRuns]]:
 
 def _first_run(net: NetRuns) -> dict:
     return net.done.sort_values("seed").iloc[0].to_dict()
+
+
+def _as_measured(nets: list[NetRuns]) -> list[NetRuns]:
+    """Each net with a finished run as its first finished run alone: these figures measure one run per net, and
+    their footers, legends and provenance name that run (its seed, its code), not the net's other seeds."""
+    out = []
+    for net in nets:
+        if not net.done.empty:
+            run = _first_run(net)["run"]
+            net = replace(net, runs=net.runs[net.runs.run == run], curves=net.curves[net.curves.run == run])
+        out.append(net)
+    return out
 
 
 def gradient_stats(nets: list[NetRuns], data_root, verbose: bool) -> tuple[pd.DataFrame, list[str], list[str]]:
@@ -196,6 +209,7 @@ def residual_figure(ratios: pd.DataFrame, nets: list[NetRuns], out: Path, commit
 
 def write_gradients(report, nets: list[NetRuns], data_root, verbose: bool) -> pd.DataFrame:
     """The gradient-flow figures and gradients.csv into the report; returns the norms (empty if none)."""
+    nets = _as_measured(nets)
     norms, skipped, left_out = gradient_stats(nets, data_root, verbose)
     report.skipped += skipped
     report.left_out += left_out
@@ -211,6 +225,7 @@ def write_gradients(report, nets: list[NetRuns], data_root, verbose: bool) -> pd
 
 def write_residuals(report, nets: list[NetRuns], data_root, verbose: bool) -> None:
     """The F(x)+x figure and residuals.csv into the report."""
+    nets = _as_measured(nets)
     ratios, skipped, left_out = residual_stats(nets, data_root, verbose)
     report.skipped += skipped
     report.left_out += left_out
