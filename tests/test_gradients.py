@@ -199,3 +199,5 @@ def test_the_one_run_measured_per_net_is_the_one_named(tmp_path, monkeypatch):
             "hand/resnet-20/seed0",
         ]
     assert len(provenance["curves"]["nets"][0]["runs"]) == 3  # the curves keep every seed
+    claims = (tmp_path / "report" / "claims.md").read_text()  # a claim made on one seed says so
+    assert "plain-20 (one run, seed 0): step 0:" in claims and "ResNet-20 (one run, seed 0): step 0:" in claims

@@ -77,7 +77,7 @@ def gradient_stats(nets: list[NetRuns], data_root, verbose: bool) -> tuple[pd.Da
             if verbose:
                 print(f"  gradients: {net.cli_name} seed {run['seed']}", flush=True)
             try:
-                frames.append(run_gradient_norms(run, data_root))
+                frames.append(run_gradient_norms(run, data_root).assign(seed=int(run["seed"])))
             except (Unavailable, OSError) as e:
                 left_out.append(f"Gradient flow {net.cli_name} ({run['run']}): {e}")
     return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), [], left_out
@@ -142,13 +142,16 @@ def gradient_claims(norms: pd.DataFrame) -> pd.DataFrame:
             rows.append({"claim": claim, "evidence": f"needs a plain-{depth} run", "verdict": NOT_MEASURED})
             continue
 
-        def listing(arch, ratios=ratios):
-            return ", ".join(f"step {s}: {r:.3g}" for s, r in ratios[arch].items()) or "not measured"
+        def listing(arch, ratios=ratios, depth=depth):
+            measured = norms[(norms.depth == depth) & (norms.arch == arch)]
+            seeds = sorted(measured.seed.unique()) if "seed" in measured else []
+            seeds = f" (one run, seed {', '.join(map(str, seeds))})" if seeds else ""
+            return seeds + ": " + (", ".join(f"step {s}: {r:.3g}" for s, r in ratios[arch].items()) or "not measured")
 
         vanishing = [s for s, r in ratios["plain"].items() if r < 1 / HEALTHY_FACTOR]
         evidence = (
-            f"first/last {LAYERS_AT_EACH_END} layers' mean weight-gradient norm; plain-{depth}: {listing('plain')}; "
-            f"ResNet-{depth}: {listing('resnet')}. Vanishing = below 1/{HEALTHY_FACTOR:g}"
+            f"first/last {LAYERS_AT_EACH_END} layers' mean weight-gradient norm; plain-{depth}{listing('plain')}; "
+            f"ResNet-{depth}{listing('resnet')}. Vanishing = below 1/{HEALTHY_FACTOR:g}"
         )
         exploding = [s for s, r in ratios["plain"].items() if r > HEALTHY_FACTOR]
         if exploding:
