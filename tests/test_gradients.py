@@ -86,6 +86,8 @@ def test_flow_ratio_and_the_claim_decide_on_the_numbers():
     assert gradient_claims(pd.concat([healthy, resnet])).verdict.tolist() == ["holds"]
     claim = gradient_claims(pd.concat([healthy, vanishing, resnet])).iloc[0]
     assert claim.verdict == "does not hold" and "step 100: 0.001" in claim.evidence
+    assert claim.margin == "lowest 0.001 (step 100): 100.0x below 1/10" and "one seed" in claim.seeds
+    assert gradient_claims(pd.concat([healthy, resnet])).iloc[0].margin == "lowest 0.5 (step 0): 5.0x above 1/10"
     assert f"factor {HEALTHY_FACTOR:g}" in claim.claim
 
 
