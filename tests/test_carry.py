@@ -4,6 +4,7 @@ campaigns/<name>.tar, and `start` on a machine without it unpacks it (resnet_rep
 from __future__ import annotations
 
 import json
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -207,4 +208,6 @@ def test_collect_remakes_a_report_only_when_its_runs_changed(stopped, monkeypatc
     collect.collect("trial", campaign.dir.parent)
     assert made[-1] == ["resnet-20/seed0", "resnet-20/seed2"]
     (results / "runs" / "resnet-20" / "seed2" / "status.json").write_text("{cut")  # a damaged record: remade
+    assert not collect.report_is_current(results)
+    shutil.rmtree(results / "runs" / "resnet-20" / "seed2")  # a run removed since: remade too
     assert not collect.report_is_current(results)

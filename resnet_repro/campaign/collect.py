@@ -50,8 +50,9 @@ def copy_record(campaign: Campaign, run: Run, results_dir: Path) -> Path:
 
 
 def report_is_current(folder: Path) -> bool:
-    """Whether the report in `folder` was made from the runs now in folder/runs: each of them, in its state and
-    at its step, is one its provenance.json lists. A run collected since, a damaged record, no provenance: False."""
+    """Whether the report in `folder` was made from the runs now in folder/runs: the runs its provenance.json
+    lists, each in its state and at its step, are those there. A run collected or removed since, a damaged record,
+    no provenance: False."""
     try:
         provenance = json.loads((folder / "provenance.json").read_text())
         reported = {
@@ -60,14 +61,13 @@ def report_is_current(folder: Path) -> bool:
             for net in artifact.get("nets", [])
             for r in net["runs"]
         }
+        present = set()
         for status_file in (folder / "runs").rglob("status.json"):
             status = json.loads(status_file.read_text())
-            run = status_file.parent.relative_to(folder / "runs").as_posix()
-            if (run, status["state"], status["step"]) not in reported:
-                return False
+            present.add((status_file.parent.relative_to(folder / "runs").as_posix(), status["state"], status["step"]))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
-    return True
+    return present == reported
 
 
 def collect(name: str, root: Path | None = None, report: bool = True, report_all: bool = False) -> None:
