@@ -5,8 +5,11 @@ paper trained in fp32. This puts the two side by side, seed by seed (the same se
 weights and the same batches), and judges the difference as the claims table judges a claim: beyond twice its
 noise, or within it.
 
-    python benchmarks/precision_compare.py --fp32 results/tenth/runs --bf16 results/precision/tenth/runs \\
+    python -m benchmarks.precision_compare --fp32 results/tenth/runs --bf16 results/precision/tenth/runs \\
         --net resnet-20 --data-root ../shared/data/cifar10-jpeg.tar.xz --out results/precision/tenth
+
+(from the checkout's root, as a module: run as a file, its folder's bottleneck.py would shadow the package of that
+name pandas looks for.)
 
 Writes into --out (refused if it holds a comparison already): comparison.md (the table, the noise, the verdicts),
 comparison.csv (per seed and precision), comparison.png (both precisions' curves, mean over seeds and their range).
@@ -25,12 +28,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from resnet_repro.analysis import Unavailable, run_test_predictions  # noqa: E402
-from resnet_repro.report.claims import LAST_FRACTION  # noqa: E402
-from resnet_repro.results import load_results  # noqa: E402
+from resnet_repro.analysis import Unavailable, run_test_predictions
+from resnet_repro.report.claims import LAST_FRACTION
+from resnet_repro.results import load_results
 
 PRECISIONS = {"fp32": "32-true", "bf16": "bf16-mixed"}
 
@@ -79,6 +79,11 @@ def wrong_fraction(runs: pd.DataFrame, seeds: list[int], data_root: str | None) 
         predicted, labels = run_test_predictions(runs.loc[seed].to_dict() | {"seed": seed}, data_root)
         wrong.append(np.asarray(predicted) != np.asarray(labels))
     return np.mean(wrong, axis=0)
+
+
+def display(net: str) -> str:
+    """The net as the paper writes it: resnet-20 -> ResNet-20."""
+    return net.replace("resnet", "ResNet", 1)
 
 
 def verdict(margin: float, noise: float) -> str:
@@ -149,14 +154,16 @@ def figure(sets: dict, seeds: list[int], net: str, out: Path) -> None:
         ax.set_ylim(0, None)
         ax.grid(alpha=0.3)
         ax.legend(frameon=False)
-    fig.suptitle(f"{net}: fp32 vs bf16-mixed, the same seeds and schedule", fontweight="bold")
+    fig.suptitle(f"{display(net)}: fp32 vs bf16-mixed, the same seeds and schedule", fontweight="bold")
     fig.tight_layout()
     fig.savefig(out / "comparison.png")
 
 
 def markdown(table: pd.DataFrame, rows: list[dict], sets: dict, seeds: list[int], args) -> str:
     lines = [
-        f"# {args.net}: fp32 vs bf16-mixed (written by benchmarks/precision_compare.py)",
+        f"# {display(args.net)}: fp32 vs bf16-mixed",
+        "",
+        f"Made by `python -m benchmarks.precision_compare {' '.join(args.argv)}`.",
         "",
         f"fp32 runs: `{args.fp32}`; bf16-mixed runs: `{args.bf16}`; seeds {', '.join(map(str, seeds))} in each "
         f"(a seed gives both precisions the same initial weights and batches); "
@@ -196,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", help="the runs' CIFAR-10, for the test predictions (default: their config's)")
     parser.add_argument("--out", required=True, help="a folder for comparison.md/.csv/.png (not one that has them)")
     args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv
     out = Path(args.out)
     try:
         if (out / "comparison.md").exists():

@@ -1,15 +1,12 @@
 """benchmarks/precision_compare.py on hand-made runs: it pairs seeds, measures the noise, judges, never overwrites."""
 
 import json
-import sys
 
 import numpy as np
 import pytest
-from conftest import REPO
 from test_report import fake_run
 
-sys.path.insert(0, str(REPO / "benchmarks"))
-import precision_compare  # noqa: E402
+from benchmarks import precision_compare
 
 
 def runs_in(root, precision, finals, seeds=(0, 1, 2)):
