@@ -8,7 +8,7 @@ Multiply-adds are counted by torch.utils.flop_counter.FlopCounterMode on one for
 counts the convolutions and the FC as 2 FLOPs per multiply-add (halved here) and nothing else
 (batch norm, ReLU, pooling and the shortcuts' additions are not products; the paper counts products too).
 That is torchvision's convention: on torchvision's nets it gives the counts their weights carry (tested).
-Measured time is not here: benchmarks/bottleneck.py times the blocks on the machine at hand.
+Measured time is not here: benchmarks/bottleneck_timing.py times the blocks on the machine at hand.
 """
 
 from __future__ import annotations

@@ -216,3 +216,17 @@ def test_the_sweep_measurement_runs_both_ways_and_writes_its_result(tiny_batches
     assert sweeps.merged(["steps=400", "depth=8", "steps=8"]) == ["steps=8", "depth=8"]
     with pytest.raises(SystemExit):  # never overwrites a result
         sweeps.main(["--data-root", str(tiny_batches), "--out", str(out)])
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (COMMITTED.parents[1] / "benchmarks").glob("[!_]*.py")))
+def test_every_benchmark_script_starts_as_its_docs_run_it(script):
+    """`python benchmarks/<script>.py` puts benchmarks/ first on sys.path: a file there named like a module a library
+    imports replaces it (bottleneck.py did, for pandas' optional `bottleneck`, and figure7_outliers.py failed)."""
+    import subprocess
+    import sys
+
+    repo = COMMITTED.parents[1]
+    done = subprocess.run(
+        [sys.executable, str(repo / "benchmarks" / script), "--help"], cwd=repo, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-1000:]  # (table1_conventions.py takes no options: it just runs)

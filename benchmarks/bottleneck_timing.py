@@ -2,7 +2,7 @@
 width (and the basic block on 64 channels the paper compares it with), per block: parameters, multiply-adds
 (counted, resnet_repro/costs.py) and the time of a training step (forward + backward) on this machine.
 
-    python benchmarks/bottleneck.py [--size 28] [--batch 16] [--repeats 7] [--threads N]
+    python benchmarks/bottleneck_timing.py [--size 28] [--batch 16] [--repeats 7] [--threads N]
 
 Prints a markdown table and the ratios; the claim of the seed material ("1x1 convolutions cut the
 computation several-fold"; one post: 160 M against 4.4 M operations, "about 4 times") is set beside them.
