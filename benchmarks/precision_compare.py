@@ -8,7 +8,7 @@ noise, or within it.
     python -m benchmarks.precision_compare --fp32 results/tenth/runs --bf16 results/precision/tenth/runs \\
         --net resnet-20 --data-root ../shared/data/cifar10-jpeg.tar.xz --out results/precision/tenth
 
-(from the checkout's root, as a module, like the other benchmarks.)
+(from the checkout's root.)
 
 Writes into --out (refused if it holds a comparison already): comparison.md (the table, the noise, the verdicts),
 comparison.csv (per seed and precision), comparison.png (both precisions' curves, mean over seeds and their range).
