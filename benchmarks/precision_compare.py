@@ -102,7 +102,7 @@ def compare(args) -> tuple[pd.DataFrame, list[dict], dict, list[int]]:
     if len(seeds) < 2:
         raise Refused(f"{args.net}: seeds in both precisions: {seeds or 'none'}; train at least two seeds in each")
     values = {name: per_seed(curves, runs.loc[seeds]) for name, (runs, curves) in sets.items()}
-    table = pd.concat({name: v for name, v in values.items()}, names=["precision", "seed"]).reset_index()
+    table = pd.concat(values, names=["precision", "seed"]).reset_index()
     rows = []
     for statistic, what in (("final_test", "test error at the end"), ("late_train", "training error, last quarter")):
         differences = values["bf16"][statistic] - values["fp32"][statistic]
