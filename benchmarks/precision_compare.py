@@ -24,14 +24,19 @@ import math
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from resnet_repro.analysis import Unavailable, run_test_predictions
-from resnet_repro.report.claims import LAST_FRACTION
+from resnet_repro.report import claims
 from resnet_repro.results import load_results
 
 PRECISIONS = {"fp32": "32-true", "bf16": "bf16-mixed"}
+# The claims table's verdicts, said of bf16 minus fp32: the same rule (beyond twice the noise, or within it).
+VERDICTS = {
+    claims.HOLDS: "bf16 higher, beyond noise",
+    claims.FAILS: "bf16 lower, beyond noise",
+    claims.WITHIN_NOISE: "within noise",
+}
 
 
 class Refused(Exception):
@@ -46,6 +51,8 @@ def finished_runs(root: Path, net: str, precision: str) -> tuple[pd.DataFrame, p
     runs = results.runs[(results.runs.net == net) & (results.runs.status == "done")]
     if runs.empty:
         raise Refused(f"no finished {net} run under {root}; name a net it has (--net, e.g. resnet-20)")
+    if not set(runs.shortcut) <= set(claims.PAPERS_SHORTCUTS):
+        raise Refused(f"{net} is not one of the paper's nets (plain, option-A ResNet); name one (--net resnet-20)")
     for run in runs.itertuples():
         used = {e.get("precision") for e in run.environments}
         if used != {precision}:
@@ -58,39 +65,26 @@ def finished_runs(root: Path, net: str, precision: str) -> tuple[pd.DataFrame, p
 
 def per_seed(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """Per seed: the final test error and the last-quarter mean training error (%), and that mean's variance."""
-    rows = {}
-    for seed, run in runs.iterrows():
-        own = curves[curves.run == run["run"]]
-        test = own[own.split == "test"].sort_values("step")
-        late = own[(own.split == "train") & (own.step > (1 - LAST_FRACTION) * run["steps"])].error * 100
-        rows[seed] = {
-            "final_test": float(test.error.iloc[-1] * 100),
-            "late_train": float(late.mean()),
-            "late_train_var": float(late.var(ddof=1) / len(late)) if len(late) > 1 else 0.0,
+    net = runs.iloc[0]
+    arch, depth = net["arch"], int(net["depth"])
+    frame = pd.DataFrame(
+        {
+            "final_test": claims.per_seed(curves, arch, depth, "test", "final"),
+            "late_train": claims.per_seed(curves, arch, depth, "train", "late"),
+            "late_train_var": claims.late_mean_variances(curves, arch, depth, "train"),
         }
-    return pd.DataFrame.from_dict(rows, orient="index").sort_index()
+    )
+    return frame.loc[runs.index].astype(float)
 
 
-def wrong_fraction(runs: pd.DataFrame, seeds: list[int], data_root: str | None) -> np.ndarray:
+def wrong_by_image(runs: pd.DataFrame, seeds: list[int], data_root: str | None):
     """Per test image, the fraction of these seeds' runs that classify it wrongly (their final weights)."""
-    wrong = []
-    for seed in seeds:
-        predicted, labels = run_test_predictions(runs.loc[seed].to_dict() | {"seed": seed}, data_root)
-        wrong.append(np.asarray(predicted) != np.asarray(labels))
-    return np.mean(wrong, axis=0)
+    return claims.wrong_by_image([run_test_predictions(runs.loc[s].to_dict() | {"seed": s}, data_root) for s in seeds])
 
 
 def display(net: str) -> str:
     """The net as the paper writes it: resnet-20 -> ResNet-20."""
     return net.replace("resnet", "ResNet", 1)
-
-
-def verdict(margin: float, noise: float) -> str:
-    if margin > 2 * noise:
-        return "bf16 higher, beyond noise"
-    if margin < -2 * noise:
-        return "bf16 lower, beyond noise"
-    return "within noise"
 
 
 def compare(args) -> tuple[pd.DataFrame, list[dict], dict, list[int]]:
@@ -110,14 +104,12 @@ def compare(args) -> tuple[pd.DataFrame, list[dict], dict, list[int]]:
         seed_noise = float(differences.std(ddof=1) / math.sqrt(len(seeds)))
         if statistic == "final_test":
             try:
-                wrong = {name: wrong_fraction(sets[name][0], seeds, args.data_root) for name in PRECISIONS}
-                per_image = wrong["bf16"] - wrong["fp32"]
-                sampling = float(per_image.std(ddof=1) / math.sqrt(len(per_image)) * 100)
-                sampling_words = f"test set, paired by image over {len(per_image):,}"
+                wrong = [wrong_by_image(sets[name][0], seeds, args.data_root) for name in ("bf16", "fp32")]
+                sampling, sampling_words = claims.paired_by_image(*wrong)
             except Unavailable as e:
                 raise Refused(f"no test predictions ({e}); pass --data-root <the runs' CIFAR-10>") from None
         else:
-            sampling = math.sqrt(sum(float(v.late_train_var.sum()) / len(seeds) ** 2 for v in values.values()))
+            sampling = claims.late_sampling(*(v.late_train_var for v in values.values()))
             sampling_words = "standard error of each last-quarter mean"
         noise = math.hypot(seed_noise, sampling)
         rows.append(
@@ -129,7 +121,7 @@ def compare(args) -> tuple[pd.DataFrame, list[dict], dict, list[int]]:
                 "noise": noise,
                 "noise_basis": f"seed {seed_noise:.2f} (per-seed differences, {len(seeds)} seeds) with sampling "
                 f"{sampling:.2f} ({sampling_words})",
-                "verdict": verdict(margin, noise),
+                "verdict": VERDICTS[claims.judge(margin, noise)],
             }
         )
     return table, rows, sets, seeds

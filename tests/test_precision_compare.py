@@ -9,11 +9,10 @@ from test_report import fake_run
 from benchmarks import precision_compare
 
 
-def runs_in(root, precision, finals, seeds=(0, 1, 2)):
+def runs_in(root, precision, finals, seeds=(0, 1, 2), overrides=()):
     for seed, final in zip(seeds, finals):
-        run = fake_run(
-            root, "resnet", 20, seed, {"train": [0.5, 0.3, 0.2, 0.1], "test": [0.5, 0.3, 0.2, final]}, steps=4000
-        )
+        errors = {"train": [0.5, 0.3, 0.2, 0.1], "test": [0.5, 0.3, 0.2, final]}
+        run = fake_run(root, "resnet", 20, seed, errors, steps=4000, overrides=overrides)
         run.trained_with_file.write_text(json.dumps([{"code": "c0ffee", "precision": precision, "device": "cpu"}]))
 
 
@@ -51,12 +50,15 @@ def test_a_difference_beyond_its_noise_and_one_within(tmp_path, predictions):
     [
         (lambda root: runs_in(root / "bf16", "32-true", [0.1, 0.1]), "trained in 32-true, not bf16-mixed"),
         (lambda root: runs_in(root / "bf16", "bf16-mixed", [0.1], seeds=(5,)), "train at least two seeds"),
+        (lambda root: runs_in(root / "fp32", "32-true", [0.1, 0.1], overrides=["shortcut=B"]), "paper's nets"),
     ],
 )
 def test_bad_input_is_one_line_naming_the_fix(tmp_path, predictions, capsys, make, words):
     runs_in(tmp_path / "fp32", "32-true", [0.10, 0.11, 0.12])
     make(tmp_path)
+    net = "resnet-20-B" if "paper's" in words else "resnet-20"
     args = ["--fp32", str(tmp_path / "fp32"), "--bf16", str(tmp_path / "bf16"), "--out", str(tmp_path / "out")]
+    args += ["--net", net]
     assert precision_compare.main(args) == 2
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1 and not (tmp_path / "out").exists()

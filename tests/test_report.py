@@ -20,8 +20,9 @@ from resnet_repro.results import load_results, load_runs
 from resnet_repro.runs import RunDir
 
 
-def fake_run(out, arch, depth, seed, errors, status="done", steps=2000, name="hand", every=1000):
-    """A run directory written by hand: `errors` maps split -> error at steps `every`, 2 * `every`, ..."""
+def fake_run(out, arch, depth, seed, errors, status="done", steps=2000, name="hand", every=1000, overrides=()):
+    """A run directory written by hand: `errors` maps split -> error at steps `every`, 2 * `every`, ...;
+    `overrides`: more of run.py's (shortcut=B)."""
     cfg = make_config(
         [
             f"arch={arch}",
@@ -32,6 +33,7 @@ def fake_run(out, arch, depth, seed, errors, status="done", steps=2000, name="ha
             f"name={name}",
             "data.root=/nowhere",
             f"eval_every={every}",
+            *overrides,
         ]
     )
     run = RunDir(cfg.run_dir)

@@ -86,7 +86,7 @@ def final_error(curves: pd.DataFrame, arch: str, depth: int, split: str = "test"
     return float(last.error.mean() * 100)
 
 
-def _per_seed(curves: pd.DataFrame, arch: str, depth: int, split: str, statistic: str) -> pd.Series:
+def per_seed(curves: pd.DataFrame, arch: str, depth: int, split: str, statistic: str) -> pd.Series:
     """The statistic (%) per seed: "late" (last-quarter mean) or "final" (the last step's error)."""
     rows = _rows(curves, arch, depth, split)
     if rows.empty:
@@ -125,14 +125,14 @@ class Noise:
 
 def _seed_std(curves: pd.DataFrame, arch: str, depth: int, split: str, statistic: str) -> tuple[float, str]:
     """One net's seed-to-seed std (points) and where it comes from."""
-    own = _per_seed(curves, arch, depth, split, statistic)
+    own = per_seed(curves, arch, depth, split, statistic)
     if len(own) >= MIN_SEEDS:
         return float(own.std(ddof=1)), f"{_name(arch, depth)} {own.std(ddof=1):.2f} (measured here, {len(own)} seeds)"
     steps = _finished(curves)
     steps = steps[(steps.arch == arch) & (steps.depth == depth)].steps.max()
     pooled, donors = [], []
     for (a, d), _ in _finished(curves).query("steps == @steps").groupby(["arch", "depth"]):
-        values = _per_seed(curves, a, int(d), split, statistic)
+        values = per_seed(curves, a, int(d), split, statistic)
         if len(values) >= MIN_SEEDS:
             pooled.append(values.var(ddof=1))
             donors.append(_name(a, int(d)))
@@ -155,27 +155,42 @@ def _runs_of(curves: pd.DataFrame, arch: str, depth: int) -> list[str]:
     return sorted(rows.run.unique()) if "run" in rows else []
 
 
+def late_mean_variances(curves: pd.DataFrame, arch: str, depth: int, split: str) -> pd.Series:
+    """Per seed, the variance (points^2) of its last-quarter mean: the spread of the curve's points over their number."""
+    late = _late(_rows(curves, arch, depth, split))
+    return late.groupby("seed").error.agg(lambda e: e.std(ddof=1) ** 2 / len(e) if len(e) > 1 else 0.0) * 100**2
+
+
+def late_sampling(*variances: pd.Series) -> float:
+    """The standard error (points) of a difference of seed-averaged last-quarter means, from each net's
+    `late_mean_variances`."""
+    return math.sqrt(sum(float(v.sum()) / len(v) ** 2 for v in variances))
+
+
+def wrong_by_image(predictions: list[tuple[list[int], list[int]]]) -> np.ndarray:
+    """Per test image, the fraction of these runs' (predicted, labels) that get it wrong."""
+    return np.mean([np.asarray(predicted) != np.asarray(labels) for predicted, labels in predictions], axis=0)
+
+
+def paired_by_image(wrong_a: np.ndarray, wrong_b: np.ndarray) -> tuple[float, str]:
+    """The sampling std (points) of a's test error minus b's, paired image by image (`wrong_by_image` of each)."""
+    difference = wrong_a - wrong_b
+    n = len(difference)
+    return float(difference.std(ddof=1) / math.sqrt(n) * 100), f"test set, paired by image over {n:,}"
+
+
 def _sampling(
     curves: pd.DataFrame, a: tuple[str, int], b: tuple[str, int], split: str, statistic: str, predictions: Predictions
 ) -> tuple[float, str]:
     """The sampling part of the noise of a's error minus b's (points)."""
-    if statistic == "late":  # the standard error of each net's last-quarter mean, from the spread of its points
-        parts = []
-        for arch, depth in (a, b):
-            late = _late(_rows(curves, arch, depth, split))
-            per_seed = late.groupby("seed").error.agg(lambda e: e.std(ddof=1) ** 2 / len(e) if len(e) > 1 else 0.0)
-            parts.append(float(per_seed.sum()) / len(per_seed) ** 2 * 100**2)
-        return math.sqrt(sum(parts)), "standard error of each last-quarter mean"
+    if statistic == "late":
+        variances = (late_mean_variances(curves, *net, split) for net in (a, b))
+        return late_sampling(*variances), "standard error of each last-quarter mean"
     runs = [_runs_of(curves, *net) for net in (a, b)]
     if all(runs) and all(run in predictions for net in runs for run in net):
-        wrong = []
-        for net in runs:  # per image, the fraction of the net's seeds that get it wrong
-            per_run = [np.asarray(predictions[r][0]) != np.asarray(predictions[r][1]) for r in net]
-            wrong.append(np.mean(per_run, axis=0))
+        wrong = [wrong_by_image([predictions[r] for r in net]) for net in runs]
         if len(wrong[0]) == len(wrong[1]):
-            difference = wrong[0] - wrong[1]
-            n = len(difference)
-            return float(difference.std(ddof=1) / math.sqrt(n) * 100), f"test set, paired by image over {n:,}"
+            return paired_by_image(*wrong)
     parts = []
     for arch, depth in (a, b):
         p = final_error(curves, arch, depth, split) / 100
@@ -397,8 +412,8 @@ def _layer_means(figure7: pd.DataFrame) -> dict[tuple[str, int], tuple[np.ndarra
     """Per net, its layer stds (the mean over its seeds, layer by layer) and the number of seeds."""
     nets = {}
     for (arch, depth), rows in figure7.groupby(["arch", "depth"]):
-        per_seed = rows.pivot_table(index="layer", columns="seed", values="std")
-        nets[(arch, int(depth))] = (per_seed.mean(axis=1).to_numpy(), per_seed.shape[1])
+        by_seed = rows.pivot_table(index="layer", columns="seed", values="std")
+        nets[(arch, int(depth))] = (by_seed.mean(axis=1).to_numpy(), by_seed.shape[1])
     return nets
 
 
