@@ -159,7 +159,26 @@ def make_shortcut(in_channels: int, out_channels: int, stride: int, shortcut: st
     return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels))
 
 
-class BasicBlock(nn.Module):
+class Block(nn.Module):
+    """What every block shares: relu(F(x) + shortcut(x)) with a shortcut, relu(F(x)) without; that is the whole
+    difference between a plain net and a ResNet. A block makes its layers and `residual` (F), then `add_shortcut`."""
+
+    def add_shortcut(self, in_channels: int, out_channels: int, stride: int, shortcut: str) -> None:
+        # Last in __init__: option B's parameters come after the layers', the order checkpoints' optimizer state has.
+        self.has_shortcut = shortcut != "none"
+        self.shortcut = make_shortcut(in_channels, out_channels, stride, shortcut)
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.residual(x)
+        if self.has_shortcut:  # the only difference between a plain net and a ResNet
+            out = out + self.shortcut(x)
+        return F.relu(out)
+
+
+class BasicBlock(Block):
     """Two 3x3 conv-BN layers; with a shortcut, ReLU comes after the sum."""
 
     expansion = 1
@@ -170,24 +189,17 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(width)
         self.conv2 = nn.Conv2d(width, width, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(width)
-        self.has_shortcut = shortcut != "none"
-        self.shortcut = make_shortcut(in_channels, width, stride, shortcut)
+        self.add_shortcut(in_channels, width, stride, shortcut)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         """F(x): the block's layers, before the addition."""
         return self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.residual(x)
-        if self.has_shortcut:  # the only difference between a plain net and a ResNet
-            out = out + self.shortcut(x)
-        return F.relu(out)
-
     def response_layers(self) -> list[nn.BatchNorm2d]:
         return [self.bn1, self.bn2]
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(Block):
     """1x1 conv to `width` (with the block's stride, as the paper's ResNet-50/101/152 have it), 3x3 conv,
     1x1 conv to 4 x `width`, each followed by BN; ReLU between them and after the sum."""
 
@@ -202,20 +214,13 @@ class Bottleneck(nn.Module):
         self.bn2 = nn.BatchNorm2d(width)
         self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out_channels)
-        self.has_shortcut = shortcut != "none"
-        self.shortcut = make_shortcut(in_channels, out_channels, stride, shortcut)
+        self.add_shortcut(in_channels, out_channels, stride, shortcut)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         """F(x): the block's layers, before the addition."""
         out = F.relu(self.bn1(self.conv1(x)))
         out = F.relu(self.bn2(self.conv2(out)))
         return self.bn3(self.conv3(out))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.residual(x)
-        if self.has_shortcut:  # the only difference between a plain net and a ResNet
-            out = out + self.shortcut(x)
-        return F.relu(out)
 
     def response_layers(self) -> list[nn.BatchNorm2d]:
         return [self.bn1, self.bn2, self.bn3]
