@@ -236,3 +236,23 @@ def test_the_readmes_claims_table_says_what_the_committed_report_computed():
     rows = [line.split("|") for line in table.splitlines() if line.startswith("| ") and line[2].isdigit()][:8]
     quoted = {int(cells[1]): cells[-2].strip().strip("*") for cells in rows}  # the verdict: the last column
     assert len(quoted) == 8 and quoted == {number: committed[number] for number in quoted}
+
+
+def test_the_readme_and_notebook_lead_with_figure1_at_full_schedule_once_plain56_has_finished():
+    """Issue 21, item 6: once results/paper holds a finished plain-56 (with plain-20, Figure 1 at the paper's 64,000
+    iterations), the README's first figure and the notebook's first evidence are that report's; until then, neither
+    leads with a Figure 1 that lacks its deep net. Fails the day the run lands and the lead has not moved."""
+    import json
+
+    from conftest import REPO
+
+    paper = REPO / "results" / "paper"
+    statuses = [json.loads(f.read_text()).get("state") for f in paper.glob("runs/plain-56/seed*/status.json")]
+    full_figure1 = "done" in statuses
+    readme = (REPO / "README.md").read_text()
+    lead = re.search(r"!\[[^\]]*\]\(([^)]+)\)", readme).group(1)
+    notebook = json.loads((REPO / "notebooks" / "degradation.ipynb").read_text())
+    code = ["".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code"]
+    first_evidence = next(m.group(1) for src in code if (m := re.search(r'"results" / "(\w+)"', src)))
+    assert (lead == "results/paper/figure1.png") == full_figure1, lead
+    assert (first_evidence == "paper") == full_figure1, first_evidence
