@@ -179,7 +179,7 @@ def auto_ymax(nets: list[NetRuns]) -> float:
         return 20.0
     if any(n.steps < paper.STEPS for n in drawn):
         return float(min(100, 10 * np.ceil(max(100 * n.curves.error.max() for n in drawn) / 10)))
-    later = [n.curves[(n.curves.step > n.steps / 10) & n.curves.split.isin(["train", "test"])] for n in drawn]
+    later = [n.curves[(n.curves.step > n.steps / 10) & n.curves.split.isin(list(SPLIT_NAMES))] for n in drawn]
     top = max((100 * c.error.max() for c in later if not c.empty), default=0.0)
     return float(min(100, max(20, 10 * np.ceil(top / 10))))
 
