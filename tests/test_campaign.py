@@ -148,6 +148,27 @@ def test_status_of_a_campaign_not_started_here_is_one_line(tmp_path, capsys):
     assert f"start evidence --home {tmp_path}" in err
 
 
+def test_status_read_by_a_reader_that_stops_early_ends_without_a_traceback(tmp_path):
+    """`campaign status evidence2 | head -2`: head closes the pipe; the listing stops there, in silence."""
+    record = {"jobs": 1, "threads": 2, "commit": "0" * 40, "data_root": "data", "results_dir": "results"}
+    record["runs"] = [{"overrides": [], "experiment": "tenth", "run_id": "plain-20/seed0", "depth": 20, "steps": 6400}]
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "campaign.json").write_text(json.dumps(record))
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line: every write fails, none by luck of timing
+    shown = subprocess.run(
+        [sys.executable, "-m", "resnet_repro.campaign", "status", "tiny", "--home", str(tmp_path)],
+        cwd=REPO,
+        stdout=write,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    os.close(write)
+    assert shown.returncode == 1 and shown.stderr == ""
+
+
 @pytest.mark.parametrize("command", ["stop", "pause", "continue", "collect"])
 def test_commands_on_an_unknown_campaign_name_the_fix(tmp_path, command, capsys):
     assert main([command, "nothing", "--home", str(tmp_path)]) == 2
