@@ -256,3 +256,22 @@ def test_the_readme_and_notebook_lead_with_figure1_at_full_schedule_once_plain56
     first_evidence = next(m.group(1) for src in code if (m := re.search(r'"results" / "(\w+)"', src)))
     assert (lead == "results/paper/figure1.png") == full_figure1, lead
     assert (first_evidence == "paper") == full_figure1, first_evidence
+
+
+def test_the_readmes_full_schedule_table_quotes_the_committed_runs():
+    """Every README table row "| <net> | 64,000 | <training error> | <test error> |" quotes results/paper's final
+    errors as its curves have them, and so will the Figure 1 table when plain-56 joins it (issue 21, item 6)."""
+    from conftest import REPO
+
+    from resnet_repro.models import Net
+
+    curves = pd.read_csv(REPO / "results" / "paper" / "curves.csv")
+    final = curves[curves.step == curves.steps].groupby(["arch", "depth", "split"]).error.mean()  # over seeds
+    names = {Net.of(arch, depth).display_name: (arch, depth) for arch, depth, _ in final.index}
+    readme = (REPO / "README.md").read_text()
+    rows = re.findall(r"^\| ([\w-]+) \| 64,000 \| ([\d.]+)% \| \**([\d.]+)%\** \|", readme, re.MULTILINE)
+    assert rows, "no full-schedule table in the README"
+    for name, train, test in rows:
+        assert name in names, f"README quotes {name} at 64,000 iterations; results/paper has no such run"
+        arch, depth = names[name]
+        assert (train, test) == (f"{100 * final[arch, depth, 'train']:.2f}", f"{100 * final[arch, depth, 'test']:.2f}")
