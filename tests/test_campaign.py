@@ -148,7 +148,8 @@ def test_status_of_a_campaign_not_started_here_is_one_line(tmp_path, capsys):
     assert f"start evidence --home {tmp_path}" in err
 
 
-def test_status_read_by_a_reader_that_stops_early_ends_without_a_traceback(tmp_path):
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+def test_status_read_by_a_reader_that_stops_early_ends_without_a_traceback(tmp_path, unbuffered):
     """`campaign status evidence2 | head -2`: head closes the pipe; the listing stops there, in silence."""
     record = {"jobs": 1, "threads": 2, "commit": "0" * 40, "data_root": "data", "results_dir": "results"}
     record["runs"] = [{"overrides": [], "experiment": "tenth", "run_id": "plain-20/seed0", "depth": 20, "steps": 6400}]
@@ -163,7 +164,7 @@ def test_status_read_by_a_reader_that_stops_early_ends_without_a_traceback(tmp_p
         stderr=subprocess.PIPE,
         text=True,
         timeout=600,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": unbuffered},
     )
     os.close(write)
     assert shown.returncode == 1 and shown.stderr == ""
