@@ -12,6 +12,9 @@ DEPTHS = (20, 32, 44, 56, 110, 1202)
 STEPS = 64000
 LR_DROPS = (32000, 48000)
 
+# The top of the error axis (%) in Figures 1 and 6.
+ERROR_AXIS = 20.0
+
 # Table 6, test error % (option A shortcuts). ResNet-110 is "best (mean ± std)" of 5 runs;
 # TEST_ERROR[110] is the mean.
 TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.61, 1202: 7.93}

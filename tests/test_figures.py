@@ -139,6 +139,31 @@ def test_points_above_a_clipped_axis_are_marked_and_counted(tmp_path, drawn):
     assert not [line for line in drawn["figure1"].axes[0].lines if line.get_marker() == "^"]  # nothing clipped
 
 
+def test_full_length_curves_add_the_papers_axis_below_when_theirs_rose_above_it(tmp_path, drawn):
+    # plain-56 at the paper's length stays high until the first lr drop (as on the JPEG copy): the axis rises to 60%,
+    # where the final points (2% vs 6%) would be millimetres apart; a second row shows them on the paper's 0-20%
+    high = [0.55] * 15 + [0.06] * 17  # at 2,000, 4,000, ..., 64,000
+    fake_run(tmp_path, "plain", 20, 0, {"train": [0.02] * 32, "test": [0.12] * 32}, steps=64000, every=2000)
+    fake_run(tmp_path, "plain", 56, 0, {"train": high, "test": high}, steps=64000, every=2000)
+    make_report(tmp_path, tmp_path / "report", figure7_on=False, verbose=False)
+    axes = drawn["figure1"].axes
+    assert [ax.get_ylim() for ax in axes] == [(0, 60)] * 2 + [(0, 20)] * 2
+    assert axes[2].get_title() == "the same, on the paper's axis (0-20%)" and "(dashed)" in axes[0].get_title()
+    below = [t.get_text() for t in axes[3].get_legend().get_texts()]
+    assert below == ["plain-56 test error: 15 of 32 points above 20%"]  # the nets are named once, in the top row
+    assert [ax.get_ylim() for ax in drawn["figure6"].axes] == [(0, 60), (0, 20)]  # Figure 6 too: one panel, two rows
+    index = (tmp_path / "report" / "README.md").read_text()
+    assert index.count("; below, the same on the paper's 0-20% axis") == 2  # the captions of Figure 1 and 6
+    # on the paper's own axis already, or shortened runs (which never come down onto it): one row
+    make_report(tmp_path, tmp_path / "report2", ymax=20, figure7_on=False, verbose=False)
+    assert len(drawn["figure1"].axes) == 2 and "paper's 0-20% axis" not in (tmp_path / "report2/README.md").read_text()
+    short = tmp_path / "short"
+    fake_run(short, "plain", 20, 0, {"train": [0.3] * 4, "test": [0.3] * 4}, steps=6400, every=1600)
+    fake_run(short, "plain", 56, 0, {"train": [0.6] * 4, "test": [0.6] * 4}, steps=6400, every=1600)
+    make_report(short, short / "report", figure7_on=False, verbose=False)
+    assert [ax.get_ylim() for ax in drawn["figure1"].axes] == [(0, 60)] * 2
+
+
 def test_one_colour_per_net_in_every_figure_and_a_panel_per_equal_depth_pair(tmp_path, drawn, monkeypatch):
     sweep_of(tmp_path, 4000, nets=(("plain", (20, 56)), ("resnet", (20, 56))))
     monkeypatch.setattr(figure7_module, "run_response_stds", lambda run, *a, **k: [1.0 + run["depth"] / 100] * 7)

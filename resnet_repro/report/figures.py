@@ -18,11 +18,14 @@ from .nets import NetRuns
 from .provenance import provenance_text
 from .style import (
     STYLE,
+    axis_tops,
     draw,
     finish,
     legend_below,
     legend_label,
     new_figure,
+    paper_axis_title,
+    row_share,
     split_handles,
     steps_note,
     style_axes,
@@ -65,7 +68,8 @@ def pairs_of(nets: list[NetRuns]) -> list[tuple[NetRuns, NetRuns]]:
 
 
 def figure1(nets: list[NetRuns], out: Path, ymax: float, commit: str) -> tuple[list[Path], list[str], list[NetRuns]]:
-    """Training (left, dashed) and test (right, solid) error of plain-20 and plain-56."""
+    """Training (left, dashed) and test (right, solid) error of plain-20 and plain-56; below, where the axis had to
+    rise above the paper's, the same on the paper's axis (axis_tops)."""
     by_net = {n.net: n for n in nets if len(n.usable)}
     wanted = [Net.of("plain", 20), Net.of("plain", 56)]
     shown = [by_net[k] for k in wanted if k in by_net]
@@ -75,19 +79,41 @@ def figure1(nets: list[NetRuns], out: Path, ymax: float, commit: str) -> tuple[l
     skipped = [f"Figure 1: no {' or '.join(missing)} (drawn without)"] if missing else []
     max_steps = max(n.steps for n in shown)
     unit = x_unit(max_steps)
+    tops = axis_tops(shown, ymax)
     with matplotlib.rc_context(STYLE):
-        fig, axes = new_figure("figure1", 1, 2)
+        fig, axes = new_figure("figure1", len(tops), 2, height_share=row_share(tops))
         note = steps_note(shown)
         mixed = len({n.steps for n in shown}) > 1
-        for ax, split, title in zip(axes[0], ("train", "test"), ("training error", "test error")):
-            lowest = [draw(ax, n, split, unit[0], legend_label(n, "layers", steps=mixed)) for n in shown]
-            marks, counts = style_axes(ax, max_steps, unit, ymax, lowest)
-            ax.set_title(title + (" (dashed)" if split == "train" else " (solid)") + (f"\n{note}" if note else ""))
-            handles, labels = ax.get_legend_handles_labels()
-            legend_below(ax, handles + marks, labels + counts)
+        for row, (panels, top) in enumerate(zip(axes, tops)):
+            for ax, split, title in zip(panels, ("train", "test"), ("training error", "test error")):
+                # the nets are named once, in the top row's legends; the lower row's say what it clips
+                lowest = [draw(ax, n, split, unit[0], None if row else legend_label(n, "layers", steps=mixed))
+                          for n in shown]  # fmt: skip
+                marks, counts = style_axes(ax, max_steps, unit, top, lowest)
+                title += " (dashed)" if split == "train" else " (solid)"
+                ax.set_title(paper_axis_title(top) if row else title + (f"\n{note}" if note else ""))
+                handles, labels = ax.get_legend_handles_labels()
+                legend_below(ax, handles + marks, labels + counts)
         footer = provenance_text(shown, commit)
         paths = finish(fig, figure1_title(shown, missing), footer, out, "figure1")
     return paths, skipped, shown
+
+
+def draw_panels(axes, panels: list[tuple[str, list[NetRuns]]], tops: list[float], unit: tuple[float, str]) -> None:
+    """Figure 6 and the pairs: each panel's nets, training error dashed and test error solid, in every row of
+    `axes` (one per axis top, axis_tops); the top row's legends name the nets and the line styles."""
+    for row, (row_axes, top) in enumerate(zip(axes, tops)):
+        for ax, (title, panel) in zip(row_axes, panels):
+            lowest, mixed = [], len({n.steps for n in panel}) > 1
+            for n in panel:
+                lowest.append(draw(ax, n, "train", unit[0]))
+                lowest.append(draw(ax, n, "test", unit[0], None if row else legend_label(n, steps=mixed)))
+            marks, counts = style_axes(ax, max(n.steps for n in panel), unit, top, lowest)
+            note = steps_note(panel)
+            ax.set_title(paper_axis_title(top) if row else title + (f"\n{note}" if note else ""))
+            handles, labels = ax.get_legend_handles_labels()
+            styles, style_names = split_handles() if not row else ([], [])
+            legend_below(ax, handles + styles + marks, labels + style_names + counts)
 
 
 def figure6(nets: list[NetRuns], out: Path, ymax: float, commit: str) -> tuple[list[Path], list[str], list[NetRuns]]:
@@ -113,23 +139,16 @@ def figure6(nets: list[NetRuns], out: Path, ymax: float, commit: str) -> tuple[l
     unit = x_unit(max_steps)  # one unit for every panel
     # A panel none of whose nets ran is left out (`skipped` says what it needs), not drawn empty.
     shown_panels = figure6_panels(nets)
+    shown = [n for n in nets if n.net in drawn]
+    tops = axis_tops(shown, ymax)
     with matplotlib.rc_context(STYLE):
-        fig, axes = new_figure("figure6", 1, len(shown_panels), width_share=len(shown_panels) / len(panels))
-        for ax, (title, panel) in zip(axes[0], shown_panels):
-            lowest, mixed = [], len({n.steps for n in panel}) > 1
-            for n in panel:
-                lowest.append(draw(ax, n, "train", unit[0]))
-                lowest.append(draw(ax, n, "test", unit[0], legend_label(n, steps=mixed)))
-            marks, counts = style_axes(ax, max(n.steps for n in panel), unit, ymax, lowest)
-            note = steps_note(panel)
-            ax.set_title(title + (f"\n{note}" if note else ""))
-            handles, labels = ax.get_legend_handles_labels()
-            styles, style_names = split_handles()
-            legend_below(ax, handles + styles + marks, labels + style_names + counts)
-        footer = provenance_text([n for n in nets if n.net in drawn], commit)  # ResNet-110 is in two panels: once
+        width_share = len(shown_panels) / len(panels)
+        fig, axes = new_figure("figure6", len(tops), len(shown_panels), width_share, row_share(tops))
+        draw_panels(axes, shown_panels, tops, unit)
+        footer = provenance_text(shown, commit)  # ResNet-110 is in two panels: once
         title = "Figure 6: training on CIFAR-10 (dashed: training error, solid: test error)"
         paths = finish(fig, title, footer, out, "figure6")
-    return paths, skipped, [n for n in nets if n.net in drawn]
+    return paths, skipped, shown
 
 
 def pairs_title(pairs: list[tuple[NetRuns, NetRuns]]) -> str:
@@ -144,19 +163,11 @@ def pairs(nets: list[NetRuns], out: Path, ymax: float, commit: str) -> tuple[lis
         return [], ["pairs: needs a plain net and a ResNet of one depth"], []
     shown = [n for pair in twins for n in pair]
     unit = x_unit(max(n.steps for n in shown))
+    tops = axis_tops(shown, ymax)
     with matplotlib.rc_context(STYLE):
-        fig, axes = new_figure("pairs", 1, len(twins), width_share=max(0.8, len(twins) / 2))
-        for ax, pair in zip(axes[0], twins):
-            lowest = []
-            for n in pair:
-                lowest.append(draw(ax, n, "train", unit[0]))
-                lowest.append(draw(ax, n, "test", unit[0], legend_label(n, steps=len({m.steps for m in pair}) > 1)))
-            marks, counts = style_axes(ax, max(n.steps for n in pair), unit, ymax, lowest)
-            note = steps_note(list(pair))
-            ax.set_title(f"{pair[0].depth} layers: {names(list(pair))}" + (f"\n{note}" if note else ""))
-            handles, labels = ax.get_legend_handles_labels()
-            styles, style_names = split_handles()
-            legend_below(ax, handles + styles + marks, labels + style_names + counts)
+        fig, axes = new_figure("pairs", len(tops), len(twins), max(0.8, len(twins) / 2), row_share(tops))
+        panels = [(f"{pair[0].depth} layers: {names(list(pair))}", list(pair)) for pair in twins]
+        draw_panels(axes, panels, tops, unit)
         # the panels' titles name the nets; one pair's names would not fit beside the line styles' key
         title = "Plain vs ResNet at equal depth\n(dashed: training error, solid: test error)"
         paths = finish(fig, title, provenance_text(shown, commit), out, "pairs")

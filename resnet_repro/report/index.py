@@ -12,9 +12,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import paper
 from .figures import figure1_title, figure6_panels, pairs_of, pairs_title
 from .nets import NetRuns
 from .provenance import summary
+from .style import axis_tops
 
 if TYPE_CHECKING:
     from .build import Report
@@ -31,18 +33,27 @@ def figure_caption(name: str, nets: list[NetRuns], artifact: dict | None = None)
     its own title is; never a fixed text."""
     recorded = {r["net"] for r in (artifact or {}).get("nets", [])}
     drawn = [n for n in nets if len(n.usable) and (not recorded or n.display_name in recorded)]
+    ymax = (artifact or {}).get("ymax")
+    # the error curves' figures add a row on the paper's axis where theirs rose above it (style.axis_tops)
+    below = (
+        f"; below, the same on the paper's 0-{paper.ERROR_AXIS:g}% axis"
+        if ymax and len(axis_tops(drawn, ymax)) > 1
+        else ""
+    )
     if name == "figure1":
         shown = [n for n in drawn if n.arch == "plain" and n.depth in (20, 56) and n.shortcut == "none"]
         missing = [f"plain-{d}" for d in (20, 56) if d not in {n.depth for n in shown}]
-        return figure1_title(shown, missing) + ", training error (left, dashed) and test error (right, solid)"
+        return figure1_title(shown, missing) + ", training error (left, dashed) and test error (right, solid)" + below
     if name == "figure6":
         panels = figure6_panels(drawn)
         count = {1: "one panel", 2: "two panels", 3: "three panels"}[len(panels)]
         return (
             f"Figure 6, {count}: " + " | ".join(t for t, _ in panels) + " (dashed: training error, solid: test error)"
-        )
+        ) + below
     if name == "pairs":
-        return pairs_title(pairs_of(drawn)) + " (not a figure of the paper; dashed: training, solid: test error)"
+        return (
+            pairs_title(pairs_of(drawn)) + " (not a figure of the paper; dashed: training, solid: test error)" + below
+        )
     shown = ", ".join(n.display_name for n in drawn)
     return f"Figure 7: std of each 3x3 layer's response on the test images ({shown}), in layer order and sorted"
 

@@ -86,10 +86,11 @@ def legend_label(net: NetRuns, style: str = "net", steps: bool = False) -> str:
     return label + (f" ({'; '.join(notes)})" if notes else "")
 
 
-def new_figure(name: str, nrows: int, ncols: int, width_share: float = 1.0, **kwargs):
-    """A figure of FIGSIZE[name] (its width times `width_share`: fewer panels, a narrower figure)."""
+def new_figure(name: str, nrows: int, ncols: int, width_share: float = 1.0, height_share: float = 1.0, **kwargs):
+    """A figure of FIGSIZE[name] (its width times `width_share`: fewer panels, a narrower figure; its height times
+    `height_share`: a second row)."""
     width, height = FIGSIZE[name]
-    fig = Figure(figsize=(width * width_share, height), dpi=DPI)
+    fig = Figure(figsize=(width * width_share, height * height_share), dpi=DPI)
     return fig, fig.subplots(nrows, ncols, squeeze=False, **kwargs)
 
 
@@ -176,12 +177,32 @@ def auto_ymax(nets: list[NetRuns]) -> float:
     4 points above the paper's; on its 20% axis half of plain-20's test curve would be a row of clipped marks."""
     drawn = [n for n in nets if not n.curves.empty]
     if not drawn:
-        return 20.0
+        return paper.ERROR_AXIS
     if any(n.steps < paper.STEPS for n in drawn):
         return float(min(100, 10 * np.ceil(max(100 * n.curves.error.max() for n in drawn) / 10)))
     later = [n.curves[(n.curves.step > n.steps / 10) & n.curves.split.isin(list(SPLIT_NAMES))] for n in drawn]
     top = max((100 * c.error.max() for c in later if not c.empty), default=0.0)
-    return float(min(100, max(20, 10 * np.ceil(top / 10))))
+    return float(min(100, max(paper.ERROR_AXIS, 10 * np.ceil(top / 10))))
+
+
+def axis_tops(nets: list[NetRuns], ymax: float) -> list[float]:
+    """The top of each row's error axis in a figure of `nets`' curves. Full-length runs on an axis raised above the
+    paper's 0-20% (to hold a curve's early, high part) get a second row on the paper's own axis: where the runs
+    end, and where its figures are read. On 0-60% the final points of plain-20 and plain-56 would be a few
+    millimetres apart. Shortened runs end far above the paper's axis: one row."""
+    if ymax > paper.ERROR_AXIS and nets and all(n.steps == paper.STEPS for n in nets):
+        return [ymax, paper.ERROR_AXIS]
+    return [ymax]
+
+
+def row_share(tops: list[float]) -> float:
+    """A figure's height, as a share of its one-row height, for one row per axis top (the lower rows' legends are
+    shorter: they only count clipped points)."""
+    return 1 + 0.75 * (len(tops) - 1)
+
+
+def paper_axis_title(top: float) -> str:
+    return f"the same, on the paper's axis (0-{top:g}%)"
 
 
 def clipped_marks(ax, ymax: float) -> tuple[list[Line2D], list[str]]:
