@@ -1,6 +1,7 @@
 """The report: table numbers from hand-made runs, figures from real tiny runs, Figure 7 against a direct computation."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -477,3 +478,34 @@ def test_run_md_says_each_stretchs_jobs_and_threads_training_time_less_stalls_an
     assert "Campaign `evidence` (conf/campaign/evidence.yaml)" in merged and "## Campaign `again`" in merged
     again = merge_run_md(merged, "tenth", "again", section)  # collecting again replaces its own section only
     assert again == merged and again.count("## Campaign `again`") == 1
+
+
+def test_a_reader_that_stops_early_stops_the_report_unpublished_and_silent(tmp_path, monkeypatch):
+    """`python -m resnet_repro.report runs | head -3`: the reader leaves, the report stops as `find | head` stops
+    find: exit 1, no traceback, nothing half-published, and no artifact blamed for the closed pipe."""
+    from resnet_repro.report import build
+
+    fake_run(tmp_path / "runs", "plain", 20, 0, {"train": [0.5, 0.4], "test": [0.5, 0.4]})
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line: every write fails, none by luck of timing
+    shown = subprocess.run(
+        [sys.executable, "-m", "resnet_repro.report", str(tmp_path / "runs"), "--no-figure7"],
+        cwd=REPO,
+        stdout=write,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=600,
+    )
+    os.close(write)
+    assert shown.returncode == 1 and shown.stderr == ""
+    assert not (tmp_path / "runs" / "report" / "figure1.png").exists()
+
+    # The pipe closed mid-report, inside an artifact (Figure 7 and the claims print their progress): it stops the
+    # report; it is neither that artifact's failure (a "left out" line) nor an unwritable folder (exit 2)
+    def reader_left(*args, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(build, "write_table6", reader_left)
+    with pytest.raises(BrokenPipeError):
+        make_report(tmp_path / "runs", tmp_path / "out", figure7_on=False, verbose=False)
+    assert not (tmp_path / "out" / "figure1.png").exists() and not list(tmp_path.glob(".out*"))

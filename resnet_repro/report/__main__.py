@@ -1,5 +1,7 @@
-import sys
+"""`python -m resnet_repro.report ...`: see cli.py."""
 
-from .cli import main
+from resnet_repro.entry import exit_with
+from resnet_repro.report.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    exit_with(main)

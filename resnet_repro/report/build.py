@@ -86,6 +86,8 @@ class Report:
         """Runs one artifact: its unexpected failure becomes a left-out line."""
         try:
             yield
+        except BrokenPipeError:
+            raise  # the reader of its progress left (make_report): not a fault of this artifact
         except Exception as e:  # noqa: BLE001 (whatever went wrong, the other artifacts are still made)
             self.left_out.append(f"{what}: failed ({type(e).__name__}: {e})")
 
@@ -134,6 +136,8 @@ def make_report(
             results, nets, notes, ymax, root, staging, figure7_on, data_root, device, figure7_images, verbose, command
         )
         publish(report, out, staging)
+    except BrokenPipeError:
+        raise  # `report ... | head`: the reader left; the report stops unpublished, as `find | head` stops find
     except OSError as e:
         raise ReportFolderError(
             f"cannot write the report into {out} ({e.strerror or e}); free space or give -o a writable folder"
