@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         "--ymax",
         type=float,
         default=None,
-        help="top of the error axis in %% (default: 20 as the paper for full-length runs; for shortened runs, "
+        help="top of the error axis in %% (default: 20 as the paper for full-length runs, raised where a curve "
+        "is higher past the first tenth of training, with a second row on the paper's 0-20%%; for shortened runs, "
         "enough to show every curve)",
     )
     parser.add_argument("--data-root", help="CIFAR-10 location for Figure 7, instead of each run's data.root")
