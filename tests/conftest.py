@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +105,22 @@ def tiny_overrides(data_root: Path, out_dir: Path) -> list[str]:
         "trainer.progress_bar=false",
         "trainer.eval_batch_size=64",
     ]
+
+
+def run_into_closed_pipe(args: list[str], **env: str) -> subprocess.CompletedProcess:
+    """`python <args> | head` where the reader is gone before the first line: every write fails, none by luck of
+    timing. Returns the finished process, its stderr captured."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run(
+            [sys.executable, *args],
+            cwd=REPO,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=600,
+            env={**os.environ, **env},
+        )
+    finally:
+        os.close(write)

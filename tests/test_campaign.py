@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import run_into_closed_pipe
 
 from resnet_repro.campaign import Campaign, main
 from resnet_repro.campaign.progress import rates_to_predict
@@ -155,18 +156,9 @@ def test_status_read_by_a_reader_that_stops_early_ends_without_a_traceback(tmp_p
     record["runs"] = [{"overrides": [], "experiment": "tenth", "run_id": "plain-20/seed0", "depth": 20, "steps": 6400}]
     (tmp_path / "tiny").mkdir()
     (tmp_path / "tiny" / "campaign.json").write_text(json.dumps(record))
-    read, write = os.pipe()
-    os.close(read)  # the reader is gone before the first line: every write fails, none by luck of timing
-    shown = subprocess.run(
-        [sys.executable, "-m", "resnet_repro.campaign", "status", "tiny", "--home", str(tmp_path)],
-        cwd=REPO,
-        stdout=write,
-        stderr=subprocess.PIPE,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PYTHONUNBUFFERED": unbuffered},
+    shown = run_into_closed_pipe(
+        ["-m", "resnet_repro.campaign", "status", "tiny", "--home", str(tmp_path)], PYTHONUNBUFFERED=unbuffered
     )
-    os.close(write)
     assert shown.returncode == 1 and shown.stderr == ""
 
 

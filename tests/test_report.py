@@ -1,7 +1,6 @@
 """The report: table numbers from hand-made runs, figures from real tiny runs, Figure 7 against a direct computation."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -9,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import REPO, make_config, tiny_overrides
+from conftest import REPO, make_config, run_into_closed_pipe, tiny_overrides
 from omegaconf import OmegaConf
 from PIL import Image
 
@@ -486,17 +485,7 @@ def test_a_reader_that_stops_early_stops_the_report_unpublished_and_silent(tmp_p
     from resnet_repro.report import build
 
     fake_run(tmp_path / "runs", "plain", 20, 0, {"train": [0.5, 0.4], "test": [0.5, 0.4]})
-    read, write = os.pipe()
-    os.close(read)  # the reader is gone before the first line: every write fails, none by luck of timing
-    shown = subprocess.run(
-        [sys.executable, "-m", "resnet_repro.report", str(tmp_path / "runs"), "--no-figure7"],
-        cwd=REPO,
-        stdout=write,
-        stderr=subprocess.PIPE,
-        text=True,
-        timeout=600,
-    )
-    os.close(write)
+    shown = run_into_closed_pipe(["-m", "resnet_repro.report", str(tmp_path / "runs"), "--no-figure7"])
     assert shown.returncode == 1 and shown.stderr == ""
     assert not (tmp_path / "runs" / "report" / "figure1.png").exists()
 
